@@ -1,0 +1,4 @@
+//! Orbit: a softphone with call park done right, and the park service it talks to.
+//! See ARCHITECTURE.md for the parts and which may depend on which.
+
+pub mod sip;

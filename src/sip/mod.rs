@@ -1,0 +1,7 @@
+//! The SIP layer: message glue over the parser, transactions, dialogs, subscriptions,
+//! digest and registration. Sans-IO: nothing here touches a socket or the clock.
+
+pub mod digest;
+pub mod message;
+pub mod transaction;
+pub mod transport;
