@@ -1,4 +1,8 @@
 //! Orbit: a softphone with call park done right, and the park service it talks to.
 //! See ARCHITECTURE.md for the parts and which may depend on which.
 
+pub mod cli;
+pub mod media;
+pub mod net;
+pub mod phone;
 pub mod sip;

@@ -504,6 +504,11 @@ fn write_headers(out: &mut String, headers: &Headers, body_len: usize) {
     let _ = write!(out, "Content-Length: {body_len}\r\n\r\n");
 }
 
+/// The To header of a request without any tag (for CANCEL, which must match the INVITE).
+pub fn dialog_free_to(req: &Request) -> String {
+    crate::sip::dialog::strip_tag(&req.header("To").unwrap_or_default())
+}
+
 /// Fresh random token for tags, branches and Call-IDs.
 pub fn random_token(len: usize) -> String {
     use rand::Rng;

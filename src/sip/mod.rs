@@ -5,3 +5,4 @@ pub mod digest;
 pub mod message;
 pub mod transaction;
 pub mod transport;
+pub mod dialog;

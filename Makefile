@@ -1,0 +1,31 @@
+# Orbit developer entry points.
+CARGO ?= cargo
+ARGS ?=
+
+.PHONY: run test fmt fmt-check clippy deps build-deps
+
+## Install every Debian package the build and the tests need (idempotent).
+deps:
+	scripts/install-deps.sh
+
+## Install only what building needs.
+build-deps:
+	scripts/install-deps.sh --build
+
+## Build and start the softphone (make run ARGS="--help").
+run: build-deps
+	$(CARGO) run --release -- $(ARGS)
+
+## Unit + integration tests (the latter start real SIP peers: Kamailio, baresip, linphonec).
+test:
+	scripts/install-deps.sh
+	$(CARGO) test --all-targets
+
+fmt:
+	$(CARGO) fmt --all
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy --all-targets -- -D warnings

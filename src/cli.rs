@@ -1,0 +1,159 @@
+//! `orbitphone cli`: the engine on stdin/stdout. Commands are lines on stdin, events
+//! are JSON objects on stdout (one per line), logs go to stderr. A bad command is an
+//! `error` event; EOF on stdin un-registers, hangs up and exits cleanly.
+
+use crate::net::media_task::AudioIo;
+use crate::net::phone_driver::{self, PhoneConfig};
+use crate::phone::Command;
+use crate::phone::Event;
+use crate::phone::account::{Account, uri_hostport};
+use crate::sip::transport::Transport;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::io::AsyncBufReadExt;
+
+/// Flags of `orbitphone cli`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CliArgs {
+    /// Address of record, e.g. sip:alice@example.com
+    #[arg(long)]
+    pub account: String,
+    /// Name of the environment variable holding the password (never pass it on the command line).
+    #[arg(long)]
+    pub password_env: Option<String>,
+    /// Digest user name when it differs from the AOR user.
+    #[arg(long)]
+    pub auth_user: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Signalling transport.
+    #[arg(long, default_value = "udp")]
+    pub transport: String,
+    /// Outbound proxy, e.g. sip:127.0.0.1:5060 (default: the AOR's domain).
+    #[arg(long)]
+    pub proxy: Option<String>,
+    /// Local SIP address to bind.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Do not REGISTER (direct IP calls).
+    #[arg(long)]
+    pub no_register: bool,
+    /// Registration lifetime in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub expires: u32,
+    /// Answer incoming calls automatically.
+    #[arg(long)]
+    pub auto_answer: bool,
+    /// Read the microphone from this WAV file (loops).
+    #[arg(long)]
+    pub audio_in: Option<PathBuf>,
+    /// Write what we hear to this WAV file.
+    #[arg(long)]
+    pub audio_out: Option<PathBuf>,
+    /// Extra CA certificate (PEM) for TLS.
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Offer Opus as well as G.711.
+    #[arg(long)]
+    pub opus: bool,
+    /// OPTIONS keepalive interval on UDP, seconds (0 = off).
+    #[arg(long, default_value_t = 30)]
+    pub keepalive: u64,
+    /// Park service URI (default sip:park@DOMAIN).
+    #[arg(long)]
+    pub park_uri: Option<String>,
+}
+
+/// Resolve `sip:host:port` / `host:port` / `host` to a socket address (DNS A/AAAA).
+pub async fn resolve(target: &str, transport: Transport) -> Result<SocketAddr, String> {
+    let hp = if target.contains(':') && (target.starts_with("sip:") || target.starts_with("sips:")) {
+        uri_hostport(target).unwrap_or_default()
+    } else {
+        target.to_string()
+    };
+    let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
+    let with_port = if hp.parse::<SocketAddr>().is_ok() || (hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1) {
+        hp.clone()
+    } else {
+        format!("{hp}:{default_port}")
+    };
+    let mut addrs = tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {hp}: {e}"))?;
+    addrs.next().ok_or_else(|| format!("cannot resolve {hp}: no address"))
+}
+
+/// Build the account from flags (resolving the proxy or registrar).
+pub async fn account_from_args(args: &CliArgs) -> Result<Account, String> {
+    let transport = Transport::parse(&args.transport).ok_or_else(|| format!("--transport: {:?} is not udp, tcp or tls", args.transport))?;
+    let aor = if args.account.starts_with("sip:") || args.account.starts_with("sips:") { args.account.clone() } else { format!("sip:{}", args.account) };
+    if rsipstack::sip::parse_uri(&aor).is_err() || !aor.contains('@') {
+        return Err(format!("--account: {aor:?} is not a SIP address like sip:alice@example.com"));
+    }
+    let password = match &args.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| format!("--password-env: environment variable {var} is not set"))?),
+        None => None,
+    };
+    let user = crate::phone::account::uri_user(&aor).unwrap_or_default();
+    let outbound = match &args.proxy {
+        Some(p) => Some(resolve(p, transport).await?),
+        None if !args.no_register => Some(resolve(&uri_hostport(&aor).unwrap_or_default(), transport).await?),
+        None => None,
+    };
+    Ok(Account {
+        aor,
+        display_name: args.name.clone(),
+        auth_user: args.auth_user.clone().unwrap_or(user),
+        password,
+        transport,
+        outbound,
+        register: !args.no_register,
+        expires: args.expires,
+        auto_answer: args.auto_answer,
+        park_uri: args.park_uri.clone(),
+        keepalive_secs: args.keepalive,
+    })
+}
+
+fn print_event(ev: &Event) {
+    let line = serde_json::to_string(ev).unwrap_or_else(|e| format!(r#"{{"event":"error","message":"cannot encode event: {e}"}}"#));
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Run the CLI until `quit` or EOF.
+pub async fn run(args: CliArgs) -> anyhow::Result<()> {
+    let account = account_from_args(&args).await.map_err(anyhow::Error::msg)?;
+    let mut audio = AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus };
+    audio.opus = args.opus;
+    let cfg = PhoneConfig { account, listen: args.listen, ca_file: args.ca.clone(), audio };
+    let mut phone = phone_driver::start(cfg).await.map_err(anyhow::Error::msg)?;
+    let commands = phone.commands.clone();
+    let stdin_task = tokio::spawn(async move {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match Command::parse_line(&line) {
+                Ok(Some(cmd)) => {
+                    let quit = cmd == Command::Quit;
+                    if commands.send(cmd).await.is_err() || quit {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(message) => print_event(&Event::Error { message, call: None }),
+            }
+        }
+        // EOF: dropping the sender makes the engine quit cleanly.
+    });
+    drop(phone.commands);
+    while let Some(ev) = phone.events.recv().await {
+        let stop = ev == Event::Stopped;
+        print_event(&ev);
+        if stop {
+            break;
+        }
+    }
+    stdin_task.abort();
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Runs a phone [`Engine`] on tokio: SIP sockets, RTP sockets, the clock, and the
+//! channels to a face. The face sends [`Command`]s and receives [`Event`]s; it never
+//! waits on the engine.
+
+use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle};
+use super::sip_socket::{Inbound, SipSockets};
+use super::tls::TlsClient;
+use crate::phone::account::Account;
+use crate::phone::{Command, Engine, Event, Output};
+use crate::sip::transport::Transport;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// Everything needed to run one phone.
+#[derive(Debug, Clone)]
+pub struct PhoneConfig {
+    /// The account.
+    pub account: Account,
+    /// Where to bind SIP (port 0 = any free port).
+    pub listen: SocketAddr,
+    /// Extra CA certificate(s) for TLS.
+    pub ca_file: Option<PathBuf>,
+    /// Audio files instead of devices.
+    pub audio: AudioIo,
+}
+
+/// The face's end of a running phone.
+pub struct PhoneHandle {
+    /// Send commands here.
+    pub commands: mpsc::Sender<Command>,
+    /// Events arrive here; the channel closes after [`Event::Stopped`].
+    pub events: mpsc::Receiver<Event>,
+    /// Bound SIP addresses.
+    pub local: HashMap<Transport, SocketAddr>,
+}
+
+/// The address to advertise in SDP and Contact when bound to 0.0.0.0: the source
+/// address the OS would use toward the outbound proxy.
+fn advertised_ip(listen: IpAddr, toward: Option<SocketAddr>) -> IpAddr {
+    if !listen.is_unspecified() {
+        return listen;
+    }
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").and_then(|s| {
+        s.connect(toward.unwrap_or_else(|| SocketAddr::from(([192, 0, 2, 1], 9))))?;
+        s.local_addr()
+    });
+    probe.map(|a| a.ip()).unwrap_or(IpAddr::from([127, 0, 0, 1]))
+}
+
+/// Start a phone; returns once the sockets are bound.
+pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
+    let (in_tx, in_rx) = mpsc::channel::<Inbound>(256);
+    let tls = if cfg.account.transport == Transport::Tls {
+        Some(Arc::new(TlsClient::new(&cfg.account.domain(), cfg.ca_file.as_deref())?))
+    } else {
+        None
+    };
+    let transports = [Transport::Udp, Transport::Tcp, Transport::Tls];
+    let sockets = SipSockets::bind(cfg.listen, &transports, tls, in_tx)
+        .await
+        .map_err(|e| format!("cannot bind SIP on {}: {e}", cfg.listen))?;
+    let ip = advertised_ip(cfg.listen.ip(), cfg.account.outbound);
+    let local: HashMap<Transport, SocketAddr> =
+        sockets.local.iter().map(|(t, a)| (*t, SocketAddr::new(ip, a.port()))).collect();
+    let (cmd_tx, cmd_rx) = mpsc::channel::<Command>(64);
+    let (ev_tx, ev_rx) = mpsc::channel::<Event>(256);
+    let engine = Engine::new(cfg.account.clone(), local.clone());
+    let (media_ev_tx, media_ev_rx) = mpsc::channel::<MediaEvent>(64);
+    let media = MediaHandle::spawn(cfg.audio.clone(), media_ev_tx);
+    if let Some(message) = media.unavailable_message() {
+        let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
+    }
+    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip));
+    Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(
+    mut engine: Engine,
+    mut sockets: SipSockets,
+    mut inbound: mpsc::Receiver<Inbound>,
+    mut commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    media: MediaHandle,
+    mut media_events: mpsc::Receiver<MediaEvent>,
+    media_ip: IpAddr,
+) {
+    engine.start(Instant::now());
+    let mut commands_open = true;
+    loop {
+        while let Some(out) = engine.poll_output() {
+            match out {
+                Output::Transmit { to, bytes } => {
+                    if let Err(e) = sockets.send(to, bytes).await {
+                        tracing::warn!("{e}");
+                        let _ = events.send(Event::Error { message: e, call: None }).await;
+                    }
+                }
+                Output::Event(ev) => {
+                    let _ = events.send(ev).await;
+                }
+                Output::AllocateMedia { call } => match UdpSocket::bind(SocketAddr::new(media_ip, 0)).await {
+                    Ok(sock) => {
+                        let addr = sock.local_addr().unwrap_or_else(|_| SocketAddr::new(media_ip, 0));
+                        media.send(MediaCommand::Bind { call, socket: Arc::new(sock) });
+                        engine.media_allocated(Instant::now(), call, addr);
+                    }
+                    Err(e) => engine.media_failed(Instant::now(), call, &format!("cannot bind RTP: {e}")),
+                },
+                Output::MediaStart { call, params } => media.send(MediaCommand::Start { call, params }),
+                Output::MediaStop { call } => media.send(MediaCommand::Stop { call }),
+                Output::SendDtmf { call, digits } => media.send(MediaCommand::Dtmf { call, digits }),
+                Output::Stopped => {
+                    media.send(MediaCommand::Shutdown);
+                    return;
+                }
+            }
+        }
+        let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            Some(msg) = inbound.recv() => engine.handle_datagram(Instant::now(), &msg.data, msg.source),
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some(cmd) => engine.handle_command(Instant::now(), cmd),
+                None => {
+                    commands_open = false;
+                    engine.handle_command(Instant::now(), Command::Quit);
+                }
+            },
+            Some(ev) = media_events.recv() => match ev {
+                MediaEvent::Dtmf { call, digit } => engine.dtmf_received(call, digit),
+            },
+            _ = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => engine.handle_timeout(Instant::now()),
+        }
+    }
+}

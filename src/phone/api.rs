@@ -1,0 +1,191 @@
+//! The engine's public contract: commands in, events out. The CLI prints events as
+//! JSON lines and the GUI draws them, so names here are stable: extend, don't break.
+
+use serde::Serialize;
+
+/// A call's handle: a small integer, unique for the engine's lifetime.
+pub type CallNo = u32;
+
+/// What a face (CLI, GUI) asks the engine to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Call a URI or a number (a number is completed with the account's domain).
+    Dial { target: String },
+    /// Answer a ringing incoming call (the newest when `None`).
+    Answer { call: Option<CallNo> },
+    /// Hang up, cancel or decline.
+    Hangup { call: Option<CallNo> },
+    /// Put a call on hold (re-INVITE with `a=sendonly`).
+    Hold { call: Option<CallNo> },
+    /// Take a call off hold.
+    Resume { call: Option<CallNo> },
+    /// Send RFC 4733 digits.
+    Dtmf { digits: String, call: Option<CallNo> },
+    /// Blind transfer (REFER).
+    Transfer { target: String, call: Option<CallNo> },
+    /// Attended transfer: connect the far ends of `a` and `b` (REFER with Replaces on `a`).
+    TransferAttended { a: CallNo, b: CallNo },
+    /// Park a call on the park service.
+    Park { call: Option<CallNo> },
+    /// Retrieve a parked call by orbit number or retrieve URI.
+    Retrieve { target: String },
+    /// Report registration and calls.
+    Status,
+    /// Un-register, end calls, stop.
+    Quit,
+}
+
+/// Identity of a returning parked call (ring-back).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recall {
+    /// The orbit the call was parked on.
+    pub orbit: String,
+    /// Who is parked (the original caller).
+    pub parkee: String,
+}
+
+/// One call in a `status` report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CallStatus {
+    /// Call handle.
+    pub call: CallNo,
+    /// `incoming`/`outgoing`.
+    pub direction: &'static str,
+    /// Current state name.
+    pub state: &'static str,
+    /// The other party.
+    pub party: String,
+    /// Negotiated codec, once known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub codec: Option<String>,
+    /// Whether we or they hold the call.
+    pub held: bool,
+}
+
+/// What the engine reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The account is registered.
+    Registered { account: String, expires: u32 },
+    /// Registration failed; `reason` says why in words ("wrong password", "timeout …").
+    RegistrationFailed { account: String, reason: String },
+    /// The account is no longer registered (on exit).
+    Unregistered { account: String },
+    /// A new incoming call.
+    CallIncoming {
+        call: CallNo,
+        from: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        recall: Option<Recall>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        replaces: Option<CallNo>,
+    },
+    /// An outgoing call has been started.
+    CallDialing { call: CallNo, to: String },
+    /// The far end is ringing (180/183).
+    CallRinging { call: CallNo },
+    /// The call is up.
+    CallEstablished {
+        call: CallNo,
+        party: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        codec: Option<String>,
+    },
+    /// The call is on hold (`by` = "local" or "remote").
+    CallHeld { call: CallNo, by: &'static str },
+    /// The call is off hold.
+    CallResumed { call: CallNo },
+    /// A transfer we started progressed (sipfrag status from the transferee).
+    TransferProgress { call: CallNo, status: u16, reason: String },
+    /// The far end asked us to call someone else (we were transferred).
+    TransferRequested { call: CallNo, target: String, new_call: CallNo },
+    /// A digit arrived (RFC 4733).
+    DtmfReceived { call: CallNo, digit: String },
+    /// The call is over.
+    CallEnded { call: CallNo, reason: String },
+    /// Answer to `status`.
+    Status {
+        account: String,
+        registered: bool,
+        calls: Vec<CallStatus>,
+    },
+    /// Something went wrong with a command or a call; the engine goes on.
+    Error {
+        message: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        call: Option<CallNo>,
+    },
+    /// Media devices: none usable, calls go on with silence.
+    AudioUnavailable { message: String },
+    /// The engine has stopped (after `quit` or EOF).
+    Stopped,
+}
+
+impl Command {
+    /// Parse one CLI line (`dial sip:bob@x`, `hangup 2`). The error is shown to the user.
+    pub fn parse_line(line: &str) -> Result<Option<Command>, String> {
+        let mut words = line.split_whitespace();
+        let Some(verb) = words.next() else { return Ok(None) };
+        let args: Vec<&str> = words.collect();
+        let call_arg = |i: usize| -> Result<Option<CallNo>, String> {
+            args.get(i).map(|a| a.parse::<CallNo>().map_err(|_| format!("not a call number: {a:?}"))).transpose()
+        };
+        let need = |i: usize, what: &str| -> Result<String, String> {
+            args.get(i).map(|s| s.to_string()).ok_or_else(|| format!("{verb}: missing {what}"))
+        };
+        let cmd = match verb.to_ascii_lowercase().as_str() {
+            "dial" | "call" => Command::Dial { target: need(0, "URI or number")? },
+            "answer" | "accept" => Command::Answer { call: call_arg(0)? },
+            "hangup" | "bye" | "decline" => Command::Hangup { call: call_arg(0)? },
+            "hold" => Command::Hold { call: call_arg(0)? },
+            "resume" | "unhold" => Command::Resume { call: call_arg(0)? },
+            "dtmf" => Command::Dtmf { digits: need(0, "digits")?, call: call_arg(1)? },
+            "transfer" => Command::Transfer { target: need(0, "target URI")?, call: call_arg(1)? },
+            "transfer-attended" => {
+                let a = call_arg(0)?.ok_or("transfer-attended: missing CALL_A")?;
+                let b = call_arg(1)?.ok_or("transfer-attended: missing CALL_B")?;
+                Command::TransferAttended { a, b }
+            }
+            "park" => Command::Park { call: call_arg(0)? },
+            "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
+            "status" => Command::Status,
+            "quit" | "exit" => Command::Quit,
+            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, dtmf, transfer, transfer-attended, park, retrieve, status, quit)")),
+        };
+        if let Some(d) = match &cmd {
+            Command::Dtmf { digits, .. } => digits.chars().find(|c| !"0123456789*#ABCDabcd".contains(*c)),
+            _ => None,
+        } {
+            return Err(format!("dtmf: {d:?} is not a DTMF digit"));
+        }
+        Ok(Some(cmd))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands_and_rejects_bad_ones() {
+        assert_eq!(Command::parse_line("dial sip:bob@x").unwrap(), Some(Command::Dial { target: "sip:bob@x".into() }));
+        assert_eq!(Command::parse_line("  hangup 3 ").unwrap(), Some(Command::Hangup { call: Some(3) }));
+        assert_eq!(Command::parse_line("transfer-attended 1 2").unwrap(), Some(Command::TransferAttended { a: 1, b: 2 }));
+        assert_eq!(Command::parse_line("").unwrap(), None);
+        assert!(Command::parse_line("hangup x").unwrap_err().contains("not a call number"));
+        assert!(Command::parse_line("frobnicate").unwrap_err().contains("unknown command"));
+        assert!(Command::parse_line("dtmf 12x").is_err());
+        assert!(Command::parse_line("dial").unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn events_serialise_with_event_tag() {
+        let e = Event::CallEnded { call: 2, reason: "remote hangup".into() };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"event":"call_ended","call":2,"reason":"remote hangup"}"#);
+        let e = Event::CallIncoming { call: 1, from: "sip:bob@x".into(), name: None, recall: None, replaces: None };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"event":"call_incoming","call":1,"from":"sip:bob@x"}"#);
+    }
+}

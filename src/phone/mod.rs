@@ -1,0 +1,16 @@
+//! The phone engine: accounts, registration, calls, transfer and the park client,
+//! driven by commands and reporting events. Sans-IO; `net/` runs it.
+
+pub mod account;
+pub mod api;
+pub mod call;
+mod calls;
+pub mod engine;
+pub mod session;
+mod transfer;
+
+#[cfg(test)]
+mod tests;
+
+pub use api::{CallNo, Command, Event};
+pub use engine::{Engine, Output};

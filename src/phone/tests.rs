@@ -1,0 +1,440 @@
+//! Deterministic, in-memory tests of the engine: several phones on a simulated network
+//! with a virtual clock, optional packet loss, and a tiny digest registrar.
+
+use super::account::Account;
+use super::api::{Command, Event};
+use super::engine::{Engine, Output};
+use crate::sip::digest::{Algorithm, DigestServer, parse_authorization};
+use crate::sip::message::{self, MessageExt, SipMessage};
+use crate::sip::transport::{Peer, Transport};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+fn addr(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn account(user: &str, _port: u16) -> Account {
+    Account {
+        aor: format!("sip:{user}@127.0.0.1"),
+        display_name: Some(user.to_uppercase()),
+        auth_user: user.into(),
+        password: Some(format!("{user}-pw")),
+        transport: Transport::Udp,
+        outbound: None,
+        register: false,
+        expires: 600,
+        auto_answer: false,
+        park_uri: None,
+        keepalive_secs: 0,
+    }
+}
+
+/// A registrar that challenges with SHA-256 and MD5 and accepts `<user>-pw`.
+struct TestRegistrar {
+    addr: SocketAddr,
+    digest: DigestServer,
+    min_expires: Option<u32>,
+    bindings: HashMap<String, u32>,
+}
+
+impl TestRegistrar {
+    fn handle(&mut self, now_secs: u64, data: &[u8]) -> Option<Vec<u8>> {
+        let Ok(SipMessage::Request(req)) = message::parse(data) else { return None };
+        let auth = req.header("Authorization").and_then(|a| parse_authorization(&a).ok());
+        let status = match auth {
+            None => 401,
+            Some(auth) => {
+                let pw = format!("{}-pw", auth.username);
+                match self.digest.verify(now_secs, &auth, "REGISTER", &pw, &req.body) {
+                    Ok(_) => 200,
+                    Err(e) if e.is_stale() => 401,
+                    Err(_) => 403,
+                }
+            }
+        };
+        let expires: u32 = req.header("Expires").and_then(|e| e.parse().ok()).unwrap_or(3600);
+        let mut resp = message::response_to(&req, status, Some("reg"));
+        if status == 401 {
+            for c in self.digest.challenges(now_secs, &[Algorithm::Sha256, Algorithm::Md5], false) {
+                resp.add_header("WWW-Authenticate", c);
+            }
+        } else if status == 200 {
+            if let Some(min) = self.min_expires.filter(|m| expires != 0 && expires < *m) {
+                let mut r = message::response_to(&req, 423, Some("reg"));
+                r.add_header("Min-Expires", min.to_string());
+                return Some(message::response_bytes(&r));
+            }
+            let contact = req.header("Contact").unwrap_or_default();
+            self.bindings.insert(contact.clone(), expires);
+            if expires > 0 {
+                resp.add_header("Contact", format!("{contact};expires={expires}"));
+            }
+        }
+        Some(message::response_bytes(&resp))
+    }
+}
+
+/// Phones and a registrar on a lossy in-memory network with a virtual clock.
+struct SimNet {
+    now: Instant,
+    start: Instant,
+    phones: Vec<(SocketAddr, Engine)>,
+    events: Vec<Vec<Event>>,
+    registrar: Option<TestRegistrar>,
+    in_flight: VecDeque<(Peer, SocketAddr, Vec<u8>)>,
+    /// Drop the next N datagrams matching a predicate.
+    drop_rule: Option<(Box<dyn Fn(&[u8]) -> bool>, usize)>,
+    next_rtp: u16,
+    transmitted: Vec<String>,
+}
+
+impl SimNet {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self { now, start: now, phones: vec![], events: vec![], registrar: None, in_flight: VecDeque::new(), drop_rule: None, next_rtp: 20000, transmitted: vec![] }
+    }
+
+    fn add(&mut self, mut acc: Account, port: u16) -> usize {
+        if let Some(r) = &self.registrar {
+            acc.outbound = Some(r.addr);
+        }
+        let local = HashMap::from([(Transport::Udp, addr(port))]);
+        let mut e = Engine::new(acc, local);
+        e.start(self.now);
+        self.phones.push((addr(port), e));
+        self.events.push(vec![]);
+        self.phones.len() - 1
+    }
+
+    fn cmd(&mut self, phone: usize, line: &str) {
+        let cmd = Command::parse_line(line).unwrap().unwrap();
+        self.phones[phone].1.handle_command(self.now, cmd);
+        self.settle();
+    }
+
+    /// Deliver everything in flight and all outputs, without advancing time.
+    fn settle(&mut self) {
+        for _ in 0..10_000 {
+            let mut progressed = false;
+            for i in 0..self.phones.len() {
+                while let Some(o) = self.phones[i].1.poll_output() {
+                    progressed = true;
+                    let from = self.phones[i].0;
+                    match o {
+                        Output::Transmit { to, bytes } => self.in_flight.push_back((Peer { transport: to.transport, addr: from }, to.addr, bytes)),
+                        Output::Event(ev) => self.events[i].push(ev),
+                        Output::AllocateMedia { call } => {
+                            self.next_rtp += 2;
+                            let rtp = addr(self.next_rtp);
+                            self.phones[i].1.media_allocated(self.now, call, rtp);
+                        }
+                        _ => {}
+                    }
+                }
+            }
+            while let Some((source, to, bytes)) = self.in_flight.pop_front() {
+                progressed = true;
+                self.transmitted.push(String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().to_string());
+                if let Some((pred, n)) = &mut self.drop_rule {
+                    if *n > 0 && pred(&bytes) {
+                        *n -= 1;
+                        continue;
+                    }
+                }
+                if let Some(r) = self.registrar.as_mut().filter(|r| r.addr == to) {
+                    let secs = (self.now - self.start).as_secs();
+                    if let Some(resp) = r.handle(secs, &bytes) {
+                        self.in_flight.push_back((Peer { transport: Transport::Udp, addr: to }, source.addr, resp));
+                    }
+                    continue;
+                }
+                if let Some(i) = self.phones.iter().position(|(a, _)| *a == to) {
+                    self.phones[i].1.handle_datagram(self.now, &bytes, source);
+                }
+            }
+            if !progressed {
+                return;
+            }
+        }
+        panic!("network did not settle");
+    }
+
+    /// Advance the virtual clock, firing timers in order.
+    fn advance(&mut self, d: Duration) {
+        let end = self.now + d;
+        loop {
+            self.settle();
+            let next = self.phones.iter().filter_map(|(_, e)| e.poll_timeout()).min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    for i in 0..self.phones.len() {
+                        if self.phones[i].1.poll_timeout().is_some_and(|t| t <= self.now) {
+                            self.phones[i].1.handle_timeout(self.now);
+                        }
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.settle();
+    }
+
+    fn take(&mut self, phone: usize) -> Vec<Event> {
+        std::mem::take(&mut self.events[phone])
+    }
+
+    fn has(&self, phone: usize, pred: impl Fn(&Event) -> bool) -> bool {
+        self.events[phone].iter().any(pred)
+    }
+}
+
+fn established(ev: &Event) -> bool {
+    matches!(ev, Event::CallEstablished { .. })
+}
+
+fn ended(ev: &Event) -> Option<&str> {
+    match ev {
+        Event::CallEnded { reason, .. } => Some(reason),
+        _ => None,
+    }
+}
+
+/// Two phones in a call: 0 called 1 and 1 answered.
+fn call_up() -> SimNet {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.add(account("bob", 5062), 5062);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    assert!(net.has(1, |e| matches!(e, Event::CallIncoming { name: Some(n), .. } if n == "ALICE")));
+    assert!(net.has(0, |e| matches!(e, Event::CallRinging { .. })));
+    net.cmd(1, "answer");
+    assert!(net.has(0, established), "caller: {:?}", net.events[0]);
+    assert!(net.has(1, established), "callee: {:?}", net.events[1]);
+    net.take(0);
+    net.take(1);
+    net
+}
+
+#[test]
+fn call_answer_hold_resume_hangup() {
+    let mut net = call_up();
+    net.cmd(0, "hold");
+    assert!(net.has(0, |e| matches!(e, Event::CallHeld { by: "local", .. })));
+    assert!(net.has(1, |e| matches!(e, Event::CallHeld { by: "remote", .. })));
+    net.cmd(0, "resume");
+    assert!(net.has(0, |e| matches!(e, Event::CallResumed { .. })));
+    assert!(net.has(1, |e| matches!(e, Event::CallResumed { .. })));
+    net.cmd(1, "hangup");
+    assert_eq!(net.events[1].iter().filter_map(ended).collect::<Vec<_>>(), vec!["local hangup"]);
+    assert_eq!(net.events[0].iter().filter_map(ended).collect::<Vec<_>>(), vec!["remote hangup"]);
+    net.advance(Duration::from_secs(40));
+    assert!(net.phones.iter().all(|(_, e)| e.tl.is_empty()), "no transaction leaks");
+}
+
+#[test]
+fn decline_is_reported_with_the_status() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.add(account("bob", 5062), 5062);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    net.cmd(1, "hangup");
+    assert!(net.events[0].iter().filter_map(ended).any(|r| r == "486 Busy Here"), "{:?}", net.events[0]);
+}
+
+#[test]
+fn cancel_while_ringing() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.add(account("bob", 5062), 5062);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    net.cmd(0, "hangup");
+    assert!(net.events[1].iter().filter_map(ended).any(|r| r == "cancelled by caller"), "{:?}", net.events[1]);
+    assert!(net.events[0].iter().filter_map(ended).any(|r| r == "cancelled"), "{:?}", net.events[0]);
+}
+
+#[test]
+fn lost_invite_and_lost_200_are_retransmitted() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    let mut bob = account("bob", 5062);
+    bob.auto_answer = true;
+    net.add(bob, 5062);
+    net.drop_rule = Some((Box::new(|b: &[u8]| b.starts_with(b"INVITE") || b.starts_with(b"SIP/2.0 200")), 2));
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    assert!(!net.has(0, established));
+    net.advance(Duration::from_secs(3));
+    assert!(net.has(0, established), "{:?}", net.events[0]);
+    assert!(net.has(1, established), "{:?}", net.events[1]);
+}
+
+#[test]
+fn unanswered_invite_times_out() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.cmd(0, "dial sip:nobody@127.0.0.1:5999");
+    net.advance(Duration::from_secs(40));
+    assert!(net.events[0].iter().filter_map(ended).any(|r| r.starts_with("timeout")), "{:?}", net.events[0]);
+}
+
+#[test]
+fn blind_transfer_connects_transferee_to_target() {
+    let mut net = call_up();
+    let mut carol = account("carol", 5064);
+    carol.auto_answer = true;
+    net.add(carol, 5064);
+    net.cmd(0, "transfer sip:carol@127.0.0.1:5064");
+    assert!(net.has(1, |e| matches!(e, Event::TransferRequested { target, .. } if target == "sip:carol@127.0.0.1:5064")));
+    assert!(net.has(2, established), "carol: {:?}", net.events[2]);
+    assert!(net.has(0, |e| matches!(e, Event::TransferProgress { status: 200, .. })), "{:?}", net.events[0]);
+    assert!(net.events[0].iter().filter_map(ended).any(|r| r == "transferred"), "{:?}", net.events[0]);
+    // Bob's original call ends, the new call to Carol stays up.
+    assert_eq!(net.events[1].iter().filter(|e| established(e)).count(), 1);
+    assert_eq!(net.events[1].iter().filter_map(ended).count(), 1);
+}
+
+#[test]
+fn failed_blind_transfer_keeps_the_call() {
+    let mut net = call_up();
+    let carol = account("carol", 5064);
+    net.add(carol, 5064);
+    net.cmd(0, "transfer sip:carol@127.0.0.1:5064");
+    net.cmd(2, "hangup");
+    assert!(net.has(0, |e| matches!(e, Event::TransferProgress { status: 486, .. })), "{:?}", net.events[0]);
+    assert!(net.events[0].iter().filter_map(ended).next().is_none(), "alice keeps her call: {:?}", net.events[0]);
+    net.cmd(0, "status");
+    assert!(net.has(0, |e| matches!(e, Event::Status { calls, .. } if calls.iter().any(|c| c.state == "established"))));
+}
+
+#[test]
+fn attended_transfer_replaces_the_consultation_call() {
+    let mut net = call_up(); // alice(0) -> bob(1), call 1
+    let mut carol = account("carol", 5064);
+    carol.auto_answer = true;
+    net.add(carol, 5064);
+    net.cmd(0, "dial sip:carol@127.0.0.1:5064"); // alice call 2
+    assert!(net.has(2, established));
+    net.cmd(0, "transfer-attended 1 2");
+    // Bob sends INVITE with Replaces to Carol; Carol accepts and ends her call with Alice.
+    assert!(net.has(2, |e| matches!(e, Event::CallIncoming { replaces: Some(_), .. })), "{:?}", net.events[2]);
+    assert_eq!(net.events[2].iter().filter(|e| established(e)).count(), 2);
+    assert!(net.events[2].iter().filter_map(ended).any(|r| r == "replaced"), "{:?}", net.events[2]);
+    let alice_ends: Vec<&str> = net.events[0].iter().filter_map(ended).collect();
+    assert_eq!(alice_ends.len(), 2, "both of alice's calls end: {:?}", net.events[0]);
+}
+
+#[test]
+fn invite_with_replaces_for_unknown_dialog_gets_481() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.add(account("bob", 5062), 5062);
+    let raw = "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:5060>\r\nReplaces: nope;to-tag=a;from-tag=b\r\nContent-Length: 0\r\n\r\n";
+    net.in_flight.push_back((Peer { transport: Transport::Udp, addr: addr(5060) }, addr(5062), raw.as_bytes().to_vec()));
+    net.settle();
+    assert!(net.transmitted.iter().any(|l| l.starts_with("SIP/2.0 481")), "{:?}", net.transmitted);
+}
+
+#[test]
+fn malformed_and_unknown_requests_get_400_and_501_and_the_phone_goes_on() {
+    let mut net = SimNet::new();
+    net.add(account("alice", 5060), 5060);
+    net.add(account("bob", 5062), 5062);
+    let bad = "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm1\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let unknown = "FOO sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm2\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: u1\r\nCSeq: 1 FOO\r\nContent-Length: 0\r\n\r\n";
+    for raw in [bad, unknown, "\u{0}\u{1}garbage"] {
+        net.in_flight.push_back((Peer { transport: Transport::Udp, addr: addr(5060) }, addr(5062), raw.as_bytes().to_vec()));
+    }
+    net.settle();
+    assert!(net.transmitted.iter().any(|l| l == "SIP/2.0 400 missing Call-ID"), "{:?}", net.transmitted);
+    assert!(net.transmitted.iter().any(|l| l.starts_with("SIP/2.0 501")), "{:?}", net.transmitted);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    assert!(net.has(1, |e| matches!(e, Event::CallIncoming { .. })));
+}
+
+#[test]
+fn two_calls_at_once_call_waiting() {
+    let mut net = call_up();
+    net.add(account("carol", 5064), 5064);
+    net.cmd(2, "dial sip:bob@127.0.0.1:5062");
+    assert!(net.has(1, |e| matches!(e, Event::CallIncoming { call: 2, .. })), "{:?}", net.events[1]);
+    net.cmd(1, "hold 1");
+    net.cmd(1, "answer 2");
+    assert!(net.has(2, established));
+    net.cmd(1, "status");
+    let Some(Event::Status { calls, .. }) = net.events[1].iter().rev().find(|e| matches!(e, Event::Status { .. })) else { panic!() };
+    assert_eq!(calls.iter().filter(|c| c.state == "established").count(), 2);
+    assert!(calls.iter().any(|c| c.call == 1 && c.held));
+}
+
+fn registered(ev: &Event) -> bool {
+    matches!(ev, Event::Registered { .. })
+}
+
+fn registrar(min_expires: Option<u32>) -> TestRegistrar {
+    TestRegistrar { addr: addr(5090), digest: DigestServer::with_secret("127.0.0.1", 300, [7; 32]), min_expires, bindings: HashMap::new() }
+}
+
+#[test]
+fn register_with_sha256_digest_refresh_and_unregister() {
+    let mut net = SimNet::new();
+    net.registrar = Some(registrar(None));
+    let mut acc = account("alice", 5060);
+    acc.register = true;
+    acc.expires = 120;
+    net.add(acc, 5060);
+    net.settle();
+    assert!(net.has(0, |e| matches!(e, Event::Registered { expires: 120, .. })), "{:?}", net.events[0]);
+    net.take(0);
+    // Refresh before expiry (at 80 %), with the cached nonce (nc=2), no new challenge.
+    net.advance(Duration::from_secs(100));
+    assert!(net.has(0, registered), "{:?}", net.events[0]);
+    net.cmd(0, "quit");
+    assert!(net.has(0, |e| matches!(e, Event::Unregistered { .. })));
+    assert!(net.has(0, |e| *e == Event::Stopped));
+    assert_eq!(net.registrar.as_ref().unwrap().bindings.values().copied().collect::<Vec<_>>(), vec![0]);
+}
+
+#[test]
+fn wrong_password_is_reported_as_such() {
+    let mut net = SimNet::new();
+    net.registrar = Some(registrar(None));
+    let mut acc = account("alice", 5060);
+    acc.register = true;
+    acc.password = Some("nope".into());
+    net.add(acc, 5060);
+    net.settle();
+    assert!(
+        net.has(0, |e| matches!(e, Event::RegistrationFailed { reason, .. } if reason.contains("wrong password"))),
+        "{:?}",
+        net.events[0]
+    );
+}
+
+#[test]
+fn interval_too_brief_uses_min_expires() {
+    let mut net = SimNet::new();
+    net.registrar = Some(registrar(Some(900)));
+    let mut acc = account("alice", 5060);
+    acc.register = true;
+    acc.expires = 120;
+    net.add(acc, 5060);
+    net.settle();
+    assert!(net.has(0, |e| matches!(e, Event::Registered { expires: 900, .. })), "{:?}", net.events[0]);
+}
+
+#[test]
+fn registrar_gone_is_timeout_then_recovers() {
+    let mut net = SimNet::new();
+    net.registrar = Some(registrar(None));
+    let mut acc = account("alice", 5060);
+    acc.register = true;
+    net.drop_rule = Some((Box::new(|b: &[u8]| b.starts_with(b"REGISTER")), 11));
+    net.add(acc, 5060);
+    net.advance(Duration::from_secs(40));
+    assert!(net.has(0, |e| matches!(e, Event::RegistrationFailed { reason, .. } if reason.starts_with("timeout"))), "{:?}", net.events[0]);
+    net.advance(Duration::from_secs(60));
+    assert!(net.has(0, registered), "re-registers after the network comes back: {:?}", net.events[0]);
+}
