@@ -1,6 +1,9 @@
 //! Media: SDP offer/answer, codecs, RTP, DTMF, jitter buffering, WAV I/O and test analysis.
 //! Everything here is sans-IO: callers own sockets and clocks and pass `now_ms` in.
 
+pub mod analysis;
 pub mod g711;
 pub mod negotiate;
+pub mod rtp;
 pub mod sdp;
+pub mod wav;

@@ -136,7 +136,13 @@ impl RawHead<'_> {
         let mut out = format!("SIP/2.0 {code} {reason}\r\n");
         for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
             for v in self.all(name) {
-                let v: String = v.chars().filter(|c| !c.is_control()).collect();
+                // Only CR and LF could break the framing; other controls are legal in a
+                // quoted-pair (RFC 4475 §3.1.1.2) and removing them would unbalance quotes.
+                let mut v: String = v.chars().map(|c| if matches!(c, '\r' | '\n') { ' ' } else { c }).collect();
+                if name == "To" && header_param(&v, "tag").is_none() {
+                    // RFC 3261 §8.2.6.2: a UAS adds a To tag to every final response.
+                    let _ = write!(v, ";tag={}", random_token(10));
+                }
                 let _ = write!(out, "{name}: {v}\r\n");
             }
         }
@@ -173,8 +179,12 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
         if !KNOWN_METHODS.contains(&method) {
             return Err(ParseError::UnknownMethod { method: method.to_string(), reply: raw.reply(501, "Not Implemented") });
         }
-        if uri.is_empty() || !uri.contains(':') {
+        if !has_scheme(uri) {
             return Err(bad(format!("bad Request-URI {uri:?}")));
+        }
+        if sip_uri_has_headers(uri) {
+            // RFC 3261 §19.1.1: no headers in a Request-URI (RFC 4475 §3.1.2.11).
+            return Err(bad(format!("headers in Request-URI {uri:?}")));
         }
     } else {
         let mut parts = raw.start_line.splitn(3, ' ');
@@ -210,7 +220,7 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
     if !is_response {
         let method = raw.start_line.split(' ').next().unwrap_or_default();
         if cseq_method != Some(method) {
-            return Err(bad(format!("CSeq method {cseq_method:?} does not match {method}")));
+            return Err(bad(format!("CSeq method {} does not match {method}", cseq_method.unwrap_or_default())));
         }
     }
     if let Some(mf) = raw.all("Max-Forwards").next() {
@@ -225,19 +235,107 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             Err(_) => return Err(bad(format!("bad Content-Length {cl:?}"))),
         }
     }
+    if let Some(date) = raw.all("Date").next() {
+        if !is_sip_date(date) {
+            return Err(bad(format!("bad Date {date:?}")));
+        }
+    }
     for name in ["From", "To"] {
         let v = raw.all(name).next().unwrap_or_default();
-        if name_addr_uri(v).is_none() {
+        if !is_address(v) {
             return Err(bad(format!("bad {name} {:?}", short(v))));
         }
     }
+    for v in raw.all("Contact").flat_map(split_list) {
+        if v != "*" && !is_address(v) {
+            return Err(bad(format!("bad Contact {:?}", short(v))));
+        }
+    }
     for via in raw.all("Via").flat_map(split_list) {
-        if let Err(e) = rsipstack::sip::typed::Via::parse(via) {
+        if let Err(e) = check_via(via) {
             return Err(bad(format!("bad Via: {e}")));
         }
     }
     let msg = rsipstack::sip::parser::parse_message(data).map_err(|e| bad(format!("{e}")))?;
     Ok(normalize(msg))
+}
+
+/// `scheme ":" rest` with an RFC 3986 scheme; `<sip:a@b>` is refused (RFC 4475 §3.1.2.7).
+fn has_scheme(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    !rest.is_empty()
+        && scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+        && scheme.bytes().all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b))
+}
+
+/// Whether a `sip:`/`sips:` URI carries `?headers`. The user part may contain `?` but never
+/// an unescaped `@`, and header values never contain `@`: the first `@` ends the userinfo.
+fn sip_uri_has_headers(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once(':') else {
+        return false;
+    };
+    let sip = scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips");
+    sip && rest.split_once('@').map_or(rest, |(_, host)| host).contains('?')
+}
+
+/// A From/To/Contact value: name-addr or addr-spec, with the RFC 3261 §20.10 rules the
+/// typed parser skips: an unquoted display name is tokens only (RFC 4475 §3.1.2.15), and
+/// an addr-spec with `?` (or `,`) must be in `<>` (RFC 4475 §3.1.2.13).
+fn is_address(value: &str) -> bool {
+    let value = value.trim();
+    if name_addr_uri(value).is_none() {
+        return false;
+    }
+    match find_unquoted(value, '<') {
+        Some(open) => {
+            let name = value[..open].trim();
+            name.starts_with('"') || name.split_whitespace().all(is_token)
+        }
+        None => !value.split(';').next().unwrap_or_default().contains(['?', ',']),
+    }
+}
+
+/// RFC 3261 `SIP-date` (an RFC 1123 date, always GMT): `Sat, 13 Nov 2010 23:29:00 GMT`.
+fn is_sip_date(value: &str) -> bool {
+    const DAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
+    let Some((day, rest)) = value.split_once(", ") else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.split(' ').collect();
+    let [date, month, year, time, zone] = parts[..] else {
+        return false;
+    };
+    let time: Vec<&str> = time.split(':').collect();
+    DAYS.contains(&day)
+        && digits(date, 2)
+        && MONTHS.contains(&month)
+        && digits(year, 4)
+        && time.len() == 3
+        && time.iter().all(|t| digits(t, 2))
+        && zone == "GMT"
+}
+
+/// One Via value. The typed parser knows only the transports it implements, but any
+/// token is a valid `other-transport` (RFC 4475 §3.1.1.10): check those as if UDP.
+fn check_via(via: &str) -> Result<(), String> {
+    let err = match rsipstack::sip::typed::Via::parse(via) {
+        Ok(_) => return Ok(()),
+        Err(e) => e.to_string(),
+    };
+    let mut slashes = via.splitn(3, '/');
+    if let (Some(protocol), Some(version), Some(rest)) = (slashes.next(), slashes.next(), slashes.next()) {
+        if let Some((transport, sent_by)) = rest.trim_start().split_once(char::is_whitespace) {
+            if is_token(transport) && rsipstack::sip::Transport::try_from(transport).is_err() {
+                let known = format!("{protocol}/{version}/UDP {sent_by}");
+                return rsipstack::sip::typed::Via::parse(&known).map(|_| ()).map_err(|e| e.to_string());
+            }
+        }
+    }
+    Err(err)
 }
 
 fn short(s: &str) -> String {
