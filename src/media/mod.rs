@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod g711;
+pub mod jitter;
 pub mod negotiate;
 pub mod rtp;
 pub mod sdp;

@@ -88,7 +88,15 @@ fn raw_head(data: &[u8]) -> Result<RawHead<'_>, String> {
     let start_line = lines.next().unwrap_or_default();
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut bad_lines = Vec::new();
+    if start_line.contains(['\r', '\n']) {
+        bad_lines.push(start_line);
+    }
     for line in lines {
+        if line.contains(['\r', '\n']) {
+            // A bare CR or LF: the typed parser would end the line there, we would not.
+            bad_lines.push(line);
+            continue;
+        }
         if line.starts_with([' ', '\t']) {
             match headers.last_mut() {
                 Some((_, v)) => {
@@ -347,7 +355,10 @@ fn short(s: &str) -> String {
 /// own header: transaction matching and route sets then work on single values.
 fn normalize(mut msg: SipMessage) -> SipMessage {
     let headers = match &mut msg {
-        SipMessage::Request(r) => &mut r.headers,
+        SipMessage::Request(r) => {
+            unescape_userinfo(&mut r.uri);
+            &mut r.headers
+        }
         SipMessage::Response(r) => &mut r.headers,
     };
     let mut out = Vec::with_capacity(headers.len());
@@ -365,6 +376,42 @@ fn normalize(mut msg: SipMessage) -> SipMessage {
     }
     headers.0 = out;
     msg
+}
+
+/// rsipstack keeps a URI's userinfo as written (`%40` stays `%40`) but percent-encodes it
+/// again when printing, so `sip:a%40b@x` would go out as `sip:a%2540b@x`. Decoding it once
+/// after parsing makes printing restore the escapes (RFC 4475 §3.1.1.3, §3.1.1.4).
+fn unescape_userinfo(uri: &mut Uri) {
+    if let Some(auth) = uri.auth.as_mut() {
+        auth.user = percent_decode(&auth.user);
+        if let Some(password) = auth.password.as_mut() {
+            *password = percent_decode(password);
+        }
+    }
+}
+
+/// `%XX` escapes decoded; the input unchanged when the result would not be UTF-8.
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|_| s.to_string())
 }
 
 /// Split a comma-separated header value, respecting quotes and angle brackets.
@@ -413,8 +460,18 @@ pub fn display_name(value: &str) -> Option<String> {
     let value = value.trim();
     let open = find_unquoted(value, '<')?;
     let name = value[..open].trim();
-    let name = name.strip_prefix('"').and_then(|n| n.strip_suffix('"')).unwrap_or(name);
-    let name = name.replace("\\\"", "\"");
+    let name = match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        // quoted-pair: a backslash escapes the next character, `\\` included
+        Some(quoted) => {
+            let mut out = String::with_capacity(quoted.len());
+            let mut chars = quoted.chars();
+            while let Some(c) = chars.next() {
+                out.push(if c == '\\' { chars.next().unwrap_or(c) } else { c });
+            }
+            out
+        }
+        None => name.to_string(),
+    };
     (!name.is_empty()).then_some(name)
 }
 
@@ -532,7 +589,8 @@ pub fn status_text(resp: &Response) -> String {
 
 /// Build a request; headers are given in order as (name, value).
 pub fn request(method: Method, uri: &str, headers: Vec<(&str, String)>, body: Vec<u8>) -> Result<Request, rsipstack::sip::Error> {
-    let uri: Uri = rsipstack::sip::parse_uri(uri)?;
+    let mut uri: Uri = rsipstack::sip::parse_uri(uri)?;
+    unescape_userinfo(&mut uri);
     let mut req = Request { method, uri, version: Version::V2, headers: Headers::default(), body };
     for (n, v) in headers {
         req.add_header(n, v);

@@ -6,3 +6,5 @@ pub mod message;
 pub mod transaction;
 pub mod transport;
 pub mod dialog;
+pub mod dialog_info;
+pub mod subscription;
