@@ -4,5 +4,9 @@
 pub mod cli;
 pub mod media;
 pub mod net;
+pub mod park;
 pub mod phone;
 pub mod sip;
+
+#[cfg(test)]
+mod sim;

@@ -26,7 +26,10 @@ const DEFAULT_ITERATIONS: u64 = 200_000;
 const DEFAULT_SEED: u64 = 0x4f72_6269_7446_757a; // "OrbitFuz"
 
 fn source() -> Peer {
-    Peer { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], 5099)) }
+    Peer {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], 5099)),
+    }
 }
 
 fn engine() -> Engine {
@@ -50,7 +53,11 @@ fn engine() -> Engine {
 /// One input through every consumer of received bytes. Panics on any broken invariant.
 fn exercise(data: &[u8]) {
     let now = Instant::now();
-    let later = [now + T1, now + Duration::from_secs(40), now + Duration::from_secs(3600)];
+    let later = [
+        now + T1,
+        now + Duration::from_secs(40),
+        now + Duration::from_secs(3600),
+    ];
 
     let parsed = message::parse(data);
     match &parsed {
@@ -58,7 +65,10 @@ fn exercise(data: &[u8]) {
             let msg = msg.clone();
             let bytes = message::message_bytes(&msg);
             if let Err(e) = message::parse(&bytes) {
-                panic!("accepted, but our own serialisation is refused ({e}):\n{}", String::from_utf8_lossy(&bytes));
+                panic!(
+                    "accepted, but our own serialisation is refused ({e}):\n{}",
+                    String::from_utf8_lossy(&bytes)
+                );
             }
             let mut tl = TransactionLayer::new();
             tl.receive(now, msg, source());
@@ -66,13 +76,19 @@ fn exercise(data: &[u8]) {
             while let Some(out) = tl.poll_output() {
                 match out {
                     TxOutput::Transmit { bytes, .. } => check_sent(&bytes),
-                    TxOutput::Event(TxEvent::Request { key, request, .. }) => requests.push((key, request)),
+                    TxOutput::Event(TxEvent::Request { key, request, .. }) => {
+                        requests.push((key, request))
+                    }
                     TxOutput::Event(_) => {}
                 }
             }
             for (key, request) in requests {
                 for code in [100, 180, 200] {
-                    tl.respond(now, &key, message::response_to(&request, code, Some("fuzz")));
+                    tl.respond(
+                        now,
+                        &key,
+                        message::response_to(&request, code, Some("fuzz")),
+                    );
                 }
             }
             for t in later {
@@ -99,9 +115,15 @@ fn exercise(data: &[u8]) {
                 (None, []) => {}
                 (Some(reply), [Output::Transmit { to, bytes }]) => {
                     assert_eq!(*to, source(), "answers go back to the source");
-                    assert_eq!(bytes.get(..12), reply.get(..12), "the parser's answer is what is sent");
+                    assert_eq!(
+                        bytes.get(..12),
+                        reply.get(..12),
+                        "the parser's answer is what is sent"
+                    );
                 }
-                (reply, sent) => panic!("refused input: expected {reply:?} to be sent, engine did {sent:?}"),
+                (reply, sent) => {
+                    panic!("refused input: expected {reply:?} to be sent, engine did {sent:?}")
+                }
             }
         }
     }
@@ -111,7 +133,9 @@ fn exercise(data: &[u8]) {
     }
 
     // The same bytes on a stream, arriving in two reads cut at a data-dependent point.
-    let cut = data.first().map_or(0, |&b| usize::from(b) * data.len() / 256);
+    let cut = data
+        .first()
+        .map_or(0, |&b| usize::from(b) * data.len() / 256);
     let mut framer = StreamFramer::default();
     let mut framed = 0;
     for part in [&data[..cut], &data[cut..]] {
@@ -128,7 +152,11 @@ fn exercise(data: &[u8]) {
             };
         }
     }
-    assert_eq!(framed + framer.pending(), data.len(), "the framer lost or invented bytes");
+    assert_eq!(
+        framed + framer.pending(),
+        data.len(),
+        "the framer lost or invented bytes"
+    );
 }
 
 /// A refusal answers requests only, with a status the parser is meant to use.
@@ -137,8 +165,14 @@ fn check_refusal(data: &[u8], err: &ParseError) {
     let reply = String::from_utf8_lossy(reply);
     let status = reply.get(8..11).unwrap_or_default();
     assert!(reply.starts_with("SIP/2.0 "), "{reply}");
-    assert!(["400", "501", "505", "513"].contains(&status), "{status}: {reply}");
-    assert!(!data.starts_with(b"SIP/"), "a response was answered: {reply}");
+    assert!(
+        ["400", "501", "505", "513"].contains(&status),
+        "{status}: {reply}"
+    );
+    assert!(
+        !data.starts_with(b"SIP/"),
+        "a response was answered: {reply}"
+    );
     assert!(!data.starts_with(b"ACK "), "an ACK was answered: {reply}");
     assert!(reply.ends_with("\r\n\r\n"), "{reply}");
 }
@@ -146,7 +180,10 @@ fn check_refusal(data: &[u8], err: &ParseError) {
 /// Everything we send must be a message we would accept ourselves.
 fn check_sent(bytes: &[u8]) {
     if let Err(e) = message::parse(bytes) {
-        panic!("we sent a message we refuse ({e}):\n{}", String::from_utf8_lossy(bytes));
+        panic!(
+            "we sent a message we refuse ({e}):\n{}",
+            String::from_utf8_lossy(bytes)
+        );
     }
 }
 
@@ -199,7 +236,9 @@ const NUMBERS: &[&str] = &[
 ];
 
 fn lines(data: &[u8]) -> Vec<Vec<u8>> {
-    data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
+    data.split_inclusive(|&b| b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// One random mutation of `data`; `corpus` supplies splice material.
@@ -235,7 +274,11 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>]) {
             let mut ls = lines(data);
             if ls.len() > 2 {
                 let line = ls[1 + rng.below(ls.len() - 1)].clone();
-                let copies = if rng.below(50) == 0 { 2000 } else { 1 + rng.below(3) };
+                // now and then enough copies to pass MAX_MESSAGE_SIZE (the 513 path)
+                let copies = match rng.below(400) {
+                    0 => message::MAX_MESSAGE_SIZE / line.len().max(1) + 1,
+                    _ => 1 + rng.below(3),
+                };
                 let at = 1 + rng.below(ls.len() - 1);
                 for _ in 0..copies {
                     ls.insert(at, line.clone());
@@ -287,7 +330,12 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>]) {
         }
         _ => {
             // CRLF damage: bare LF, bare CR, or folding
-            let targets: Vec<usize> = data.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i).collect();
+            let targets: Vec<usize> = data
+                .windows(2)
+                .enumerate()
+                .filter(|(_, w)| w == b"\r\n")
+                .map(|(i, _)| i)
+                .collect();
             if !targets.is_empty() {
                 let i = *rng.pick(&targets);
                 match rng.below(3) {
@@ -308,7 +356,11 @@ fn corpus() -> Vec<Vec<u8>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
     let mut files: Vec<PathBuf> = ["valid", "invalid"]
         .iter()
-        .flat_map(|kind| std::fs::read_dir(root.join(kind)).unwrap().map(|e| e.unwrap().path()))
+        .flat_map(|kind| {
+            std::fs::read_dir(root.join(kind))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+        })
         .filter(|p| p.extension().is_some_and(|x| x == "sip"))
         .collect();
     files.sort();
@@ -316,7 +368,10 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 #[test]
@@ -347,7 +402,10 @@ fn mutated_torture_messages_never_break_the_receive_path() {
             std::panic::resume_unwind(Box::new(format!(
                 "iteration {i} failed; input saved to {} ({:?})\n{}",
                 path.display(),
-                panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied()),
+                panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or(panic.downcast_ref::<&str>().copied()),
                 String::from_utf8_lossy(&data)
             )));
         }
@@ -362,6 +420,12 @@ fn mutated_torture_messages_never_break_the_receive_path() {
         started.elapsed()
     );
     // The mutations must not be so wild that nothing gets past the pre-scan.
-    assert!(accepted > iterations / 20, "only {accepted} of {iterations} inputs parsed");
-    assert!(answered > iterations / 20, "only {answered} of {iterations} inputs were answered");
+    assert!(
+        accepted > iterations / 20,
+        "only {accepted} of {iterations} inputs parsed"
+    );
+    assert!(
+        answered > iterations / 20,
+        "only {answered} of {iterations} inputs were answered"
+    );
 }

@@ -23,7 +23,10 @@ use std::time::{Duration, Instant};
 fuzz_target!(|data: &[u8]| exercise(data));
 
 fn source() -> Peer {
-    Peer { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], 5099)) }
+    Peer {
+        transport: Transport::Udp,
+        addr: SocketAddr::from(([127, 0, 0, 1], 5099)),
+    }
 }
 
 fn engine() -> Engine {
@@ -46,7 +49,11 @@ fn engine() -> Engine {
 
 fn exercise(data: &[u8]) {
     let now = Instant::now();
-    let later = [now + T1, now + Duration::from_secs(40), now + Duration::from_secs(3600)];
+    let later = [
+        now + T1,
+        now + Duration::from_secs(40),
+        now + Duration::from_secs(3600),
+    ];
 
     let parsed = message::parse(data);
     match &parsed {
@@ -54,7 +61,10 @@ fn exercise(data: &[u8]) {
             let msg = msg.clone();
             let bytes = message::message_bytes(&msg);
             if let Err(e) = message::parse(&bytes) {
-                panic!("accepted, but our own serialisation is refused ({e}):\n{}", String::from_utf8_lossy(&bytes));
+                panic!(
+                    "accepted, but our own serialisation is refused ({e}):\n{}",
+                    String::from_utf8_lossy(&bytes)
+                );
             }
             let mut tl = TransactionLayer::new();
             tl.receive(now, msg, source());
@@ -62,13 +72,19 @@ fn exercise(data: &[u8]) {
             while let Some(out) = tl.poll_output() {
                 match out {
                     TxOutput::Transmit { bytes, .. } => check_sent(&bytes),
-                    TxOutput::Event(TxEvent::Request { key, request, .. }) => requests.push((key, request)),
+                    TxOutput::Event(TxEvent::Request { key, request, .. }) => {
+                        requests.push((key, request))
+                    }
                     TxOutput::Event(_) => {}
                 }
             }
             for (key, request) in requests {
                 for code in [100, 180, 200] {
-                    tl.respond(now, &key, message::response_to(&request, code, Some("fuzz")));
+                    tl.respond(
+                        now,
+                        &key,
+                        message::response_to(&request, code, Some("fuzz")),
+                    );
                 }
             }
             for t in later {
@@ -93,9 +109,15 @@ fn exercise(data: &[u8]) {
                 (None, []) => {}
                 (Some(reply), [Output::Transmit { to, bytes }]) => {
                     assert_eq!(*to, source(), "answers go back to the source");
-                    assert_eq!(bytes.get(..12), reply.get(..12), "the parser's answer is what is sent");
+                    assert_eq!(
+                        bytes.get(..12),
+                        reply.get(..12),
+                        "the parser's answer is what is sent"
+                    );
                 }
-                (reply, sent) => panic!("refused input: expected {reply:?} to be sent, engine did {sent:?}"),
+                (reply, sent) => {
+                    panic!("refused input: expected {reply:?} to be sent, engine did {sent:?}")
+                }
             }
         }
     }
@@ -104,7 +126,9 @@ fn exercise(data: &[u8]) {
         drain(&mut e, t);
     }
 
-    let cut = data.first().map_or(0, |&b| usize::from(b) * data.len() / 256);
+    let cut = data
+        .first()
+        .map_or(0, |&b| usize::from(b) * data.len() / 256);
     let mut framer = StreamFramer::default();
     let mut framed = 0;
     for part in [&data[..cut], &data[cut..]] {
@@ -121,7 +145,11 @@ fn exercise(data: &[u8]) {
             };
         }
     }
-    assert_eq!(framed + framer.pending(), data.len(), "the framer lost or invented bytes");
+    assert_eq!(
+        framed + framer.pending(),
+        data.len(),
+        "the framer lost or invented bytes"
+    );
 }
 
 fn check_refusal(data: &[u8], err: &ParseError) {
@@ -129,15 +157,24 @@ fn check_refusal(data: &[u8], err: &ParseError) {
     let reply = String::from_utf8_lossy(reply);
     let status = reply.get(8..11).unwrap_or_default();
     assert!(reply.starts_with("SIP/2.0 "), "{reply}");
-    assert!(["400", "501", "505", "513"].contains(&status), "{status}: {reply}");
-    assert!(!data.starts_with(b"SIP/"), "a response was answered: {reply}");
+    assert!(
+        ["400", "501", "505", "513"].contains(&status),
+        "{status}: {reply}"
+    );
+    assert!(
+        !data.starts_with(b"SIP/"),
+        "a response was answered: {reply}"
+    );
     assert!(!data.starts_with(b"ACK "), "an ACK was answered: {reply}");
     assert!(reply.ends_with("\r\n\r\n"), "{reply}");
 }
 
 fn check_sent(bytes: &[u8]) {
     if let Err(e) = message::parse(bytes) {
-        panic!("we sent a message we refuse ({e}):\n{}", String::from_utf8_lossy(bytes));
+        panic!(
+            "we sent a message we refuse ({e}):\n{}",
+            String::from_utf8_lossy(bytes)
+        );
     }
 }
 

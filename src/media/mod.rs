@@ -8,3 +8,4 @@ pub mod negotiate;
 pub mod rtp;
 pub mod sdp;
 pub mod wav;
+pub mod music;

@@ -226,13 +226,13 @@ impl SessionDescription {
                 }
                 'o' => {
                     let f: Vec<&str> = value.split_whitespace().collect();
-                    if f.len() < 6 {
+                    let [user, id, version, _, _, addr, ..] = f.as_slice() else {
                         return Err(invalid("origin"));
-                    }
-                    sd.origin_user = f[0].to_string();
-                    sd.session_id = f[1].parse().map_err(|_| invalid("origin session id"))?;
-                    sd.session_version = f[2].parse().map_err(|_| invalid("origin version"))?;
-                    sd.origin_addr = f[5].to_string();
+                    };
+                    sd.origin_user = user.to_string();
+                    sd.session_id = id.parse().map_err(|_| invalid("origin session id"))?;
+                    sd.session_version = version.parse().map_err(|_| invalid("origin version"))?;
+                    sd.origin_addr = addr.to_string();
                     saw_origin = true;
                 }
                 's' => sd.session_name = value.to_string(),

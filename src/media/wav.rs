@@ -49,7 +49,9 @@ impl WavSource {
         };
         let mono: Vec<i16> = interleaved
             .chunks(channels)
-            .map(|frame| (frame.iter().map(|&v| i64::from(v)).sum::<i64>() / frame.len() as i64) as i16)
+            .map(|frame| {
+                (frame.iter().map(|&v| i64::from(v)).sum::<i64>() / frame.len() as i64) as i16
+            })
             .collect();
         Ok(WavSource::from_samples(mono, spec.sample_rate, target_rate))
     }
@@ -57,7 +59,11 @@ impl WavSource {
     /// Wraps mono samples at `source_rate`, resampled to `target_rate`.
     pub fn from_samples(samples: Vec<i16>, source_rate: u32, target_rate: u32) -> Self {
         let samples = resample_linear(&samples, source_rate, target_rate);
-        WavSource { samples, pos: 0, rate: target_rate }
+        WavSource {
+            samples,
+            pos: 0,
+            rate: target_rate,
+        }
     }
 
     /// The next `samples_per_frame` samples, wrapping to the start at the end (silence if empty).
@@ -101,7 +107,11 @@ impl WavSource {
 }
 
 fn scale_to_16(v: i32, bits: u16) -> i32 {
-    if bits > 16 { v >> (bits - 16) } else { v << (16 - bits) }
+    if bits > 16 {
+        v >> (bits - 16)
+    } else {
+        v << (16 - bits)
+    }
 }
 
 /// Linear-interpolation resampling; enough for speech prompts, no anti-alias filter.
@@ -109,7 +119,8 @@ pub fn resample_linear(samples: &[i16], from_rate: u32, to_rate: u32) -> Vec<i16
     if from_rate == to_rate || from_rate == 0 || to_rate == 0 || samples.is_empty() {
         return samples.to_vec();
     }
-    let out_len = (samples.len() as u64 * u64::from(to_rate)).div_ceil(u64::from(from_rate)) as usize;
+    let out_len =
+        (samples.len() as u64 * u64::from(to_rate)).div_ceil(u64::from(from_rate)) as usize;
     let step = f64::from(from_rate) / f64::from(to_rate);
     let last = samples.len() - 1;
     (0..out_len)
@@ -133,7 +144,10 @@ pub struct WavSink {
 
 impl std::fmt::Debug for WavSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WavSink").field("rate", &self.rate).field("written", &self.written).finish()
+        f.debug_struct("WavSink")
+            .field("rate", &self.rate)
+            .field("written", &self.written)
+            .finish()
     }
 }
 
@@ -149,12 +163,18 @@ impl WavSink {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        Ok(WavSink { writer: Some(hound::WavWriter::create(path, spec)?), rate, written: 0 })
+        Ok(WavSink {
+            writer: Some(hound::WavWriter::create(path, spec)?),
+            rate,
+            written: 0,
+        })
     }
 
     /// Appends samples.
     pub fn write(&mut self, samples: &[i16]) -> Result<(), WavError> {
-        let Some(w) = self.writer.as_mut() else { return Ok(()) };
+        let Some(w) = self.writer.as_mut() else {
+            return Ok(());
+        };
         let mut w16 = w.get_i16_writer(samples.len() as u32);
         for &s in samples {
             w16.write_sample(s);
@@ -206,7 +226,10 @@ mod tests {
 
     fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| (16000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
+            .map(|i| {
+                (16000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
+                    as i16
+            })
             .collect()
     }
 
@@ -239,14 +262,22 @@ mod tests {
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.len(), 5);
         assert_eq!(r.spec().sample_rate, 16000);
-        assert_eq!(WavSource::open(&path, 16000).unwrap().samples(), &[1, 2, 3, 4, 5]);
+        assert_eq!(
+            WavSource::open(&path, 16000).unwrap().samples(),
+            &[1, 2, 3, 4, 5]
+        );
         let _ = std::fs::remove_file(&path);
     }
 
     #[test]
     fn stereo_48k_becomes_mono_8k() {
         let path = temp_path("stereo");
-        let spec = hound::WavSpec { channels: 2, sample_rate: 48000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 2,
+            sample_rate: 48000,
+            bits_per_sample: 16,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         for s in tone(440.0, 48000, 48000) {
             w.write_sample(s).unwrap();
@@ -259,7 +290,12 @@ mod tests {
         let zc = zero_crossings(src.samples()) as i32;
         assert!((zc - 880).abs() <= 2, "{zc}");
         // Mono is the average of both channels: peak 0.75 of 16000.
-        let peak = src.samples().iter().map(|s| s.unsigned_abs()).max().unwrap();
+        let peak = src
+            .samples()
+            .iter()
+            .map(|s| s.unsigned_abs())
+            .max()
+            .unwrap();
         assert!((11900..=12001).contains(&peak), "{peak}");
         let _ = std::fs::remove_file(&path);
     }
@@ -267,7 +303,12 @@ mod tests {
     #[test]
     fn upsamples_and_reads_24_bit_and_float() {
         let path = temp_path("24");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 24, sample_format: hound::SampleFormat::Int };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 24,
+            sample_format: hound::SampleFormat::Int,
+        };
         let mut w = hound::WavWriter::create(&path, spec).unwrap();
         for s in tone(1000.0, 8000, 800) {
             w.write_sample(i32::from(s) << 8).unwrap();
@@ -278,13 +319,21 @@ mod tests {
         let zc = zero_crossings(src.samples()) as i32;
         assert!((zc - 200).abs() <= 2, "{zc}");
         let path_f = temp_path("float");
-        let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+        let spec = hound::WavSpec {
+            channels: 1,
+            sample_rate: 8000,
+            bits_per_sample: 32,
+            sample_format: hound::SampleFormat::Float,
+        };
         let mut w = hound::WavWriter::create(&path_f, spec).unwrap();
         for v in [0.0f32, 0.5, -0.5, 1.5] {
             w.write_sample(v).unwrap();
         }
         w.finalize().unwrap();
-        assert_eq!(WavSource::open(&path_f, 8000).unwrap().samples(), &[0, 16384, -16384, 32767]);
+        assert_eq!(
+            WavSource::open(&path_f, 8000).unwrap().samples(),
+            &[0, 16384, -16384, 32767]
+        );
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&path_f);
     }
@@ -305,15 +354,27 @@ mod tests {
 
     #[test]
     fn resample_linear_values() {
-        assert_eq!(resample_linear(&[0, 100, 200], 8000, 16000), vec![0, 50, 100, 150, 200, 200]);
-        assert_eq!(resample_linear(&[0, 10, 20, 30, 40, 50], 16000, 8000), vec![0, 20, 40]);
+        assert_eq!(
+            resample_linear(&[0, 100, 200], 8000, 16000),
+            vec![0, 50, 100, 150, 200, 200]
+        );
+        assert_eq!(
+            resample_linear(&[0, 10, 20, 30, 40, 50], 16000, 8000),
+            vec![0, 20, 40]
+        );
         assert_eq!(resample_linear(&[7], 8000, 48000), vec![7; 6]);
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(WavSource::open(temp_path("missing"), 8000), Err(WavError::Wav(_))));
-        assert!(matches!(WavSource::open(temp_path("x"), 0), Err(WavError::BadRate(0))));
+        assert!(matches!(
+            WavSource::open(temp_path("missing"), 8000),
+            Err(WavError::Wav(_))
+        ));
+        assert!(matches!(
+            WavSource::open(temp_path("x"), 0),
+            Err(WavError::BadRate(0))
+        ));
         let garbage = temp_path("garbage");
         std::fs::write(&garbage, b"RIFF\x04\x00\x00\x00WAVEjunk").unwrap();
         assert!(WavSource::open(&garbage, 8000).is_err());

@@ -1,8 +1,10 @@
 //! The driver: the only place with sockets, TLS, and the wall clock. It runs the
-//! sans-IO engine, fulfils its requests (send bytes, bind RTP sockets, run media) and
-//! forwards commands and events between the engine and a face (CLI or GUI).
+//! sans-IO engine and park service, fulfils their requests (send bytes, bind RTP
+//! sockets, run media and music) and forwards commands and events to a face.
 
 pub mod media_task;
+pub mod music_task;
+pub mod park_driver;
 pub mod phone_driver;
 pub mod sip_socket;
 pub mod tls;

@@ -106,6 +106,29 @@ pub enum Event {
     DtmfReceived { call: CallNo, digit: String },
     /// The call is over.
     CallEnded { call: CallNo, reason: String },
+    /// Park requested; waiting for the service.
+    ParkPending { call: CallNo },
+    /// The call is parked on an orbit.
+    Parked {
+        call: CallNo,
+        orbit: String,
+        orbit_uri: String,
+        retrieve_uri: String,
+        ringback_at: u64,
+        parkee: String,
+    },
+    /// The parked call is ringing us back: attempt `attempt` of `of`.
+    ParkRingback { call: CallNo, attempt: u32, of: u32 },
+    /// The parked call went to the fallback destination.
+    ParkFallback { call: CallNo, to: String },
+    /// Somebody picked the parked call up.
+    ParkRetrieved { call: CallNo, by: String },
+    /// The parked caller hung up.
+    ParkAbandoned { call: CallNo },
+    /// The park is over for another reason (disconnected, service stopped).
+    ParkEnded { call: CallNo, reason: String },
+    /// Park did not work; `reason` is readable (no free orbit, not allowed…).
+    ParkFailed { call: CallNo, reason: String },
     /// Answer to `status`.
     Status {
         account: String,

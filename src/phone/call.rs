@@ -108,6 +108,8 @@ pub struct Call {
     pub refer_origin: Option<ReferOrigin>,
     /// On establishment, end this call (it was replaced, RFC 3891).
     pub replaces_call: Option<CallNo>,
+    /// `party` came from P-Asserted-Identity (a retrieved parked call).
+    pub asserted: bool,
     /// A blind/attended transfer we started on this call; the other call of an attended one.
     pub transfer: Option<Option<CallNo>>,
 }
@@ -139,6 +141,7 @@ impl Call {
             refer_origin: None,
             replaces_call: None,
             transfer: None,
+            asserted: false,
         }
     }
 }

@@ -95,6 +95,11 @@ impl Engine {
                 let Some(mut dialog) = Dialog::as_uac(&pending.request, &resp, &local_contact) else {
                     return;
                 };
+                // A retrieved parked call names the caller, not the orbit (P-Asserted-Identity).
+                if let Some(pai) = resp.header("P-Asserted-Identity") {
+                    call.party = pai;
+                    call.asserted = true;
+                }
                 dialog.local_seq = seq;
                 let answer_ok = if resp.body.is_empty() { Err("200 OK without SDP".to_string()) } else { call.media.apply_answer(&resp.body) };
                 let mut ack = dialog.ack(seq, ack_via, vec![]);
@@ -129,7 +134,11 @@ impl Engine {
     pub(crate) fn establish(&mut self, now: Instant, no: CallNo) {
         let Some(call) = self.calls.get_mut(&no) else { return };
         call.state = CallState::Established;
-        let party = call.dialog.as_ref().map(|d| d.remote_party.clone()).unwrap_or_else(|| call.party.clone());
+        let party = if call.asserted {
+            call.party.clone()
+        } else {
+            call.dialog.as_ref().map(|d| d.remote_party.clone()).unwrap_or_else(|| call.party.clone())
+        };
         let codec = call.media.negotiated_codec();
         let params = call.media.params();
         if let Some(params) = params {
@@ -410,6 +419,9 @@ impl Engine {
     // ---- in-dialog requests --------------------------------------------------------------
 
     pub(crate) fn on_in_dialog_request(&mut self, now: Instant, key: TxKey, req: Request, _source: Peer) {
+        if req.method == Method::Notify && self.on_park_notify(now, &key, &req) {
+            return;
+        }
         let Some(no) = self.find_dialog_call(&req) else {
             if req.method != Method::Ack {
                 self.reply(now, &key, &req, 481, vec![]);
@@ -449,7 +461,13 @@ impl Engine {
                         return;
                     }
                 }
-                let reason = if self.calls.get(&no).is_some_and(|c| c.transfer.is_some()) { "transferred" } else { "remote hangup" };
+                let reason = if self.is_parked_call(no) {
+                    "parked"
+                } else if self.calls.get(&no).is_some_and(|c| c.transfer.is_some()) {
+                    "transferred"
+                } else {
+                    "remote hangup"
+                };
                 self.end_call(no, reason);
             }
             Method::Invite | Method::Update => self.on_remote_offer(now, no, key, req),

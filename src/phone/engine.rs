@@ -45,6 +45,7 @@ pub(crate) enum Purpose {
     Refer { call: CallNo },
     Notify,
     Options,
+    ParkSubscribe { call: CallNo },
 }
 
 pub(crate) struct Pending {
@@ -102,6 +103,7 @@ pub struct Engine {
     pub(crate) reg_expires: u32,
     pub(crate) stopping: bool,
     pub(crate) stopped: bool,
+    pub(crate) park_clients: Vec<super::park_client::ParkClient>,
 }
 
 impl Engine {
@@ -125,6 +127,7 @@ impl Engine {
             reg_expires,
             stopping: false,
             stopped: false,
+            park_clients: Vec::new(),
         }
     }
 
@@ -217,9 +220,7 @@ impl Engine {
                 self.with_call(call, |e, c| e.blind_transfer(now, c, &uri), |c| c.state == CallState::Established)
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
-            Command::Park { call } => {
-                self.emit(Event::Error { message: "park: the park client is not built yet (issue 4)".into(), call })
-            }
+            Command::Park { call } => self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established),
             Command::Status => {
                 let calls = self
                     .calls
@@ -457,6 +458,7 @@ impl Engine {
                 }
             }
             Purpose::Refer { call } => self.on_refer_response(call, &resp),
+            Purpose::ParkSubscribe { call } => self.on_park_subscribe_response(call, &pending.request, &resp),
             Purpose::Cancel | Purpose::Notify | Purpose::Options => {}
         }
     }
@@ -497,6 +499,9 @@ impl Engine {
                     // The path to the registrar is gone: re-register to find out and recover.
                     self.send_register(now, self.reg_expires);
                 }
+            }
+            Purpose::ParkSubscribe { call } => {
+                self.emit(Event::ParkFailed { call, reason: format!("the park service at {peer} does not answer") })
             }
             Purpose::Cancel | Purpose::Notify => {}
         }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod call;
 mod calls;
 pub mod engine;
+mod park_client;
 pub mod session;
 mod transfer;
 

@@ -132,7 +132,8 @@ impl Engine {
         }
         let other = self.calls.get(&no).and_then(|c| c.transfer);
         if (200..300).contains(&status) {
-            self.hangup(now, no, "transferred");
+            let reason = if self.is_parked_call(no) { "parked" } else { "transferred" };
+            self.hangup(now, no, reason);
             if let Some(Some(b)) = other {
                 self.hangup(now, b, "transferred");
             }

@@ -254,6 +254,12 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             return Err(bad(format!("bad {name} {:?}", short(v))));
         }
     }
+    for name in ["Via", "Contact"] {
+        // `1#element` has no empty elements (RFC 4475 §3.1.2.1: `Via: …;;,;,,`)
+        if raw.all(name).any(|v| split_list_with_empty(v).contains(&"")) {
+            return Err(bad(format!("empty element in {name}")));
+        }
+    }
     for v in raw.all("Contact").flat_map(split_list) {
         if v != "*" && !is_address(v) {
             return Err(bad(format!("bad Contact {:?}", short(v))));
@@ -299,10 +305,39 @@ fn is_address(value: &str) -> bool {
     match find_unquoted(value, '<') {
         Some(open) => {
             let name = value[..open].trim();
-            name.starts_with('"') || name.split_whitespace().all(is_token)
+            let Some(close) = value[open..].find('>') else {
+                return false;
+            };
+            let params = &value[open + close + 1..];
+            (name.starts_with('"') || name.split_whitespace().all(is_token))
+                && (params.trim().is_empty() || params.trim_start().starts_with(';'))
+                && params_ok(params)
         }
-        None => !value.split(';').next().unwrap_or_default().contains(['?', ',']),
+        None => !value.split(';').next().unwrap_or_default().contains(['?', ',']) && params_ok(value),
     }
+}
+
+/// The `;name[=value]` parameters after a URI or sent-by (everything before the first `;`
+/// is not looked at): each needs a token name, so `;;` is an error (RFC 4475 §3.1.2.1).
+/// Quoted values may contain `;`.
+fn params_ok(s: &str) -> bool {
+    let (mut in_quotes, mut escaped) = (false, false);
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            ';' if !in_quotes => {
+                pieces.push(&s[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    pieces.push(&s[start..]);
+    !in_quotes && pieces.iter().skip(1).all(|p| is_token(p.split('=').next().unwrap_or_default().trim()))
 }
 
 /// RFC 3261 `SIP-date` (an RFC 1123 date, always GMT): `Sat, 13 Nov 2010 23:29:00 GMT`.
@@ -330,6 +365,9 @@ fn is_sip_date(value: &str) -> bool {
 /// One Via value. The typed parser knows only the transports it implements, but any
 /// token is a valid `other-transport` (RFC 4475 §3.1.1.10): check those as if UDP.
 fn check_via(via: &str) -> Result<(), String> {
+    if !params_ok(via) {
+        return Err(format!("bad parameter in {:?}", short(via)));
+    }
     let err = match rsipstack::sip::typed::Via::parse(via) {
         Ok(_) => return Ok(()),
         Err(e) => e.to_string(),
@@ -416,6 +454,13 @@ fn percent_decode(s: &str) -> String {
 
 /// Split a comma-separated header value, respecting quotes and angle brackets.
 pub fn split_list(value: &str) -> Vec<&str> {
+    let mut parts = split_list_with_empty(value);
+    parts.retain(|p| !p.is_empty());
+    parts
+}
+
+/// [`split_list`] keeping empty elements (`a,,b` → `a`, ``, `b`), for validation.
+fn split_list_with_empty(value: &str) -> Vec<&str> {
     let mut parts = Vec::new();
     let (mut start, mut in_quotes, mut in_angle, mut escaped) = (0, false, false, false);
     for (i, c) in value.char_indices() {
@@ -436,7 +481,6 @@ pub fn split_list(value: &str) -> Vec<&str> {
         }
     }
     parts.push(value[start..].trim());
-    parts.retain(|p| !p.is_empty());
     parts
 }
 

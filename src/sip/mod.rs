@@ -8,3 +8,4 @@ pub mod transport;
 pub mod dialog;
 pub mod dialog_info;
 pub mod subscription;
+pub mod uri;

@@ -1,0 +1,163 @@
+//! The phone's park client (docs/park-protocol.md): SUBSCRIBE to the park service with
+//! the dialog to park, follow its NOTIFYs, and push the call with REFER when the
+//! service asks. Each notice becomes an event on the parked call's number.
+
+use super::api::{CallNo, Event};
+use super::call::CallState;
+use super::engine::{Engine, Purpose};
+use crate::park::protocol::{self, ParkNotice, ParkRequest};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::{self, MessageExt, Method, Request, Response, code};
+use crate::sip::subscription::{SubState, SubscriptionState};
+use crate::sip::transaction::TxKey;
+use std::time::Instant;
+
+/// One park we asked for.
+#[derive(Debug, Clone)]
+pub struct ParkClient {
+    /// The parked call.
+    pub call: CallNo,
+    /// Call-ID of the control subscription.
+    pub call_id: String,
+    /// Our tag on the subscription.
+    pub local_tag: String,
+    /// The subscription dialog, once the service answered or notified.
+    pub dialog: Option<Dialog>,
+    /// A final notice arrived.
+    pub done: bool,
+}
+
+impl Engine {
+    /// `park [CALL]`: ask the park service to take the call.
+    pub(crate) fn park(&mut self, now: Instant, no: CallNo) {
+        let Some(call) = self.calls.get(&no) else { return };
+        let Some(dialog) = call.dialog.clone().filter(|_| call.state == CallState::Established) else {
+            self.emit(Event::ParkFailed { call: no, reason: "only an established call can be parked".into() });
+            return;
+        };
+        if self.park_clients.iter().any(|p| p.call == no && !p.done) {
+            self.emit(Event::ParkFailed { call: no, reason: "this call is already being parked".into() });
+            return;
+        }
+        let body = ParkRequest {
+            call_id: dialog.call_id.clone(),
+            local_tag: dialog.local_tag.clone(),
+            remote_tag: dialog.remote_tag.clone(),
+            target: dialog.remote_target.clone(),
+            parkee: dialog.remote_party.clone(),
+        };
+        let uri = self.account.park_uri.clone().unwrap_or_else(|| format!("sip:park@{}", self.account.domain()));
+        let Some(peer) = self.route_for(&uri) else {
+            self.emit(Event::ParkFailed { call: no, reason: format!("cannot reach the park service at {uri}") });
+            return;
+        };
+        let Some(mut req) = self.new_request(Method::Subscribe, &uri, format!("<{uri}>"), None, None, 1) else {
+            self.emit(Event::ParkFailed { call: no, reason: format!("bad park service URI {uri}") });
+            return;
+        };
+        req.add_header("Event", protocol::EVENT);
+        req.add_header("Accept", protocol::CONTENT_TYPE);
+        req.add_header("Expires", "3600");
+        req.add_header("Content-Type", protocol::CONTENT_TYPE);
+        req.body = serde_json::to_vec(&body).unwrap_or_default();
+        self.park_clients.push(ParkClient {
+            call: no,
+            call_id: req.call_id(),
+            local_tag: req.from_tag().unwrap_or_default(),
+            dialog: None,
+            done: false,
+        });
+        self.emit(Event::ParkPending { call: no });
+        self.send(now, req, peer, Purpose::ParkSubscribe { call: no });
+    }
+
+    pub(crate) fn on_park_subscribe_response(&mut self, no: CallNo, pending_req: &Request, resp: &Response) {
+        let status = code(resp);
+        let contact = self.contact_uri();
+        let Some(pc) = self.park_clients.iter_mut().find(|p| p.call == no && p.call_id == resp.call_id()) else { return };
+        if (200..300).contains(&status) {
+            if pc.dialog.is_none() {
+                pc.dialog = Dialog::as_uac(pending_req, resp, &contact);
+            }
+            return;
+        }
+        if pc.done {
+            return;
+        }
+        pc.done = true;
+        let reason = match status {
+            403 => format!("not allowed ({})", message::status_text(resp)),
+            404 | 480 => "no park service answers at this address".to_string(),
+            408 => "the park service does not answer".to_string(),
+            401 | 407 => "the park service refused our credentials".to_string(),
+            489 => "the server does not offer call park".to_string(),
+            _ => format!("{status} {}", message::status_text(resp)),
+        };
+        self.emit(Event::ParkFailed { call: no, reason });
+    }
+
+    /// A NOTIFY for a park subscription; false if it is not one of ours.
+    pub(crate) fn on_park_notify(&mut self, now: Instant, key: &TxKey, req: &Request) -> bool {
+        let Some(idx) = self.park_clients.iter().position(|p| p.call_id == req.call_id() && req.to_tag().as_deref() == Some(p.local_tag.as_str())) else {
+            return false;
+        };
+        let contact = self.contact_uri();
+        let pc = &mut self.park_clients[idx];
+        if pc.dialog.is_none() {
+            // NOTIFY may overtake the 2xx (RFC 6665 §4.1.2.4): build the dialog from it.
+            pc.dialog = Dialog::as_uas(req, &pc.local_tag, &contact);
+        }
+        let no = pc.call;
+        let state = req.header("Subscription-State").and_then(|s| SubscriptionState::parse(&s));
+        let terminated = state.as_ref().is_some_and(|s| s.state == SubState::Terminated);
+        let notice = serde_json::from_slice::<ParkNotice>(&req.body).ok();
+        self.reply(now, key, req, 200, vec![]);
+        let already_done = self.park_clients[idx].done;
+        if terminated {
+            self.park_clients[idx].done = true;
+        }
+        let Some(notice) = notice else {
+            if terminated && !already_done {
+                self.emit(Event::ParkEnded { call: no, reason: "the park service ended the subscription".into() });
+            }
+            return true;
+        };
+        if notice.is_final() {
+            self.park_clients[idx].done = true;
+        }
+        let event = match notice {
+            ParkNotice::Parking => None,
+            ParkNotice::Transfer { refer_to } => {
+                // Push: the parkee cannot be pulled, so we transfer it to the service.
+                self.push_to_park(now, no, &refer_to);
+                None
+            }
+            ParkNotice::Parked { orbit, orbit_uri, retrieve_uri, parkee, ringback_at } => {
+                Some(Event::Parked { call: no, orbit, orbit_uri, retrieve_uri, ringback_at, parkee })
+            }
+            ParkNotice::Ringback { attempt, of } => Some(Event::ParkRingback { call: no, attempt, of }),
+            ParkNotice::Fallback { to } => Some(Event::ParkFallback { call: no, to }),
+            ParkNotice::Retrieved { by } => Some(Event::ParkRetrieved { call: no, by }),
+            ParkNotice::Abandoned => Some(Event::ParkAbandoned { call: no }),
+            ParkNotice::Disconnected { reason } => Some(Event::ParkEnded { call: no, reason }),
+            ParkNotice::Failed { reason } => Some(Event::ParkFailed { call: no, reason }),
+        };
+        if let Some(ev) = event {
+            self.emit(ev);
+        }
+        // Once parked, our own leg of the call is over (pull: the parkee BYEs us).
+        true
+    }
+
+    fn push_to_park(&mut self, now: Instant, no: CallNo, refer_to: &str) {
+        if self.calls.get(&no).is_none_or(|c| c.state != CallState::Established) {
+            return;
+        }
+        self.blind_transfer(now, no, refer_to);
+    }
+
+    /// Whether a call has a park in progress or done (its end reads "parked").
+    pub(crate) fn is_parked_call(&self, no: CallNo) -> bool {
+        self.park_clients.iter().any(|p| p.call == no)
+    }
+}
