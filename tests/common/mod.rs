@@ -14,6 +14,7 @@ pub mod baresip;
 pub mod kamailio;
 pub mod linphonec;
 pub mod orbit;
+pub mod park;
 pub mod ports;
 pub mod process;
 pub mod wav;
@@ -22,6 +23,7 @@ pub use baresip::{Baresip, BaresipOpts, Codecs};
 pub use kamailio::Kamailio;
 pub use linphonec::{Linphonec, LinphonecOpts};
 pub use orbit::Orbit;
+pub use park::ParkProc;
 pub use ports::{free_port, free_port_block};
 pub use process::{TempDir, require_tool, tool_available, wait_until};
 pub use wav::{
