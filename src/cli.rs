@@ -2,6 +2,7 @@
 //! are JSON objects on stdout (one per line), logs go to stderr. A bad command is an
 //! `error` event; EOF on stdin un-registers, hangs up and exits cleanly.
 
+use crate::media::srtp::SrtpMode;
 use crate::net::media_task::AudioIo;
 use crate::net::phone_driver::{self, PhoneConfig};
 use crate::phone::Command;
@@ -58,12 +59,19 @@ pub struct CliArgs {
     /// Offer Opus as well as G.711.
     #[arg(long)]
     pub opus: bool,
+    /// SRTP (SDES, AES_CM_128_HMAC_SHA1_80): off, optional (RTP/AVP + a=crypto, best effort) or mandatory (RTP/SAVP).
+    #[arg(long, default_value = "off", value_parser = parse_srtp)]
+    pub srtp: SrtpMode,
     /// OPTIONS keepalive interval on UDP, seconds (0 = off).
     #[arg(long, default_value_t = 30)]
     pub keepalive: u64,
     /// Park service URI (default sip:park@DOMAIN).
     #[arg(long)]
     pub park_uri: Option<String>,
+}
+
+fn parse_srtp(s: &str) -> Result<SrtpMode, String> {
+    s.parse()
 }
 
 /// Resolve `sip:host:port` / `host:port` / `host` to a socket address (DNS A/AAAA).
@@ -125,8 +133,7 @@ fn print_event(ev: &Event) {
 /// Run the CLI until `quit` or EOF.
 pub async fn run(args: CliArgs) -> anyhow::Result<()> {
     let account = account_from_args(&args).await.map_err(anyhow::Error::msg)?;
-    let mut audio = AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus };
-    audio.opus = args.opus;
+    let audio = AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus, srtp: args.srtp };
     let cfg = PhoneConfig { account, listen: args.listen, ca_file: args.ca.clone(), audio };
     let mut phone = phone_driver::start(cfg).await.map_err(anyhow::Error::msg)?;
     let commands = phone.commands.clone();

@@ -7,6 +7,7 @@ pub mod net;
 pub mod park;
 pub mod phone;
 pub mod sip;
+pub mod ui;
 
 #[cfg(test)]
 mod sim;

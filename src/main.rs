@@ -3,16 +3,54 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "orbitphone", version, about = "Orbit: a softphone with call park done right")]
+#[command(name = "orbitphone", version, about = "Orbit: a softphone with call park done right", args_conflicts_with_subcommands = true)]
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
+    /// With no subcommand: the desktop window.
+    #[command(flatten)]
+    window: WindowArgs,
+}
+
+/// Flags of the desktop window (all optional: without them it uses the saved account
+/// or shows the account form).
+#[derive(clap::Args, Debug)]
+struct WindowArgs {
+    /// Quick start with this address of record, e.g. sip:alice@example.com (not saved).
+    #[arg(long)]
+    account: Option<String>,
+    /// Outbound proxy or registrar, e.g. sip:127.0.0.1:5060.
+    #[arg(long)]
+    proxy: Option<String>,
+    /// Name of the environment variable holding the password (never pass it on the command line).
+    #[arg(long)]
+    password_env: Option<String>,
+    /// Display name.
+    #[arg(long)]
+    name: Option<String>,
+    /// Signalling transport (udp, tcp, tls).
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Do not REGISTER (direct IP calls).
+    #[arg(long)]
+    no_register: bool,
+    /// Park service URI (default sip:park@DOMAIN).
+    #[arg(long)]
+    park_uri: Option<String>,
+    /// Local SIP address to bind.
+    #[arg(long, default_value = "0.0.0.0:0")]
+    listen: std::net::SocketAddr,
+    /// Colour scheme: system, light or dark.
+    #[arg(long)]
+    theme: Option<String>,
+    /// A sip: or tel: URI (or number) to call once the phone is up.
+    uri: Option<String>,
 }
 
 #[derive(Subcommand)]
 enum Cmd {
     /// The phone without a window: commands on stdin, JSON events on stdout.
-    Cli(orbitphone::cli::CliArgs),
+    Cli(Box<orbitphone::cli::CliArgs>),
     /// The park service (orbits, music on hold, retrieve, ring-back).
     ParkService(ParkArgs),
     /// Registrar + park service for a small office or the built-in local mode.
@@ -74,6 +112,67 @@ fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<
     }
 }
 
+/// Open the desktop window; returns when it is closed.
+fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
+    use orbitphone::ui::{self, AppOptions, OrbitApp, Start};
+    let password = match &args.password_env {
+        Some(var) => Some(std::env::var(var).map_err(|_| anyhow::anyhow!("--password-env: environment variable {var} is not set"))?),
+        None => None,
+    };
+    let start = match &args.account {
+        Some(aor) => {
+            // The same fields as the account form; nothing is saved for a quick start.
+            let form = ui::settings::AccountSettings {
+                address: aor.clone(),
+                display_name: args.name.clone().unwrap_or_default(),
+                auth_user: String::new(),
+                proxy: args.proxy.clone().unwrap_or_default(),
+                transport: args.transport.clone(),
+                register: !args.no_register,
+                park_uri: args.park_uri.clone().unwrap_or_default(),
+            };
+            let account = rt.block_on(form.to_account(password)).map_err(anyhow::Error::msg)?;
+            Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig { account, listen: args.listen, ca_file: None, audio: Default::default() }))
+        }
+        None => Start::Saved { password },
+    };
+    let theme = match args.theme.as_deref() {
+        None => None,
+        Some("light") => Some(ui::settings::ThemeChoice::Light),
+        Some("dark") => Some(ui::settings::ThemeChoice::Dark),
+        Some("system") => Some(ui::settings::ThemeChoice::System),
+        Some(other) => anyhow::bail!("--theme: {other:?} is not system, light or dark"),
+    };
+    let opts = AppOptions {
+        runtime: rt.handle().clone(),
+        config_dir: ui::settings::config_dir(),
+        clipboard: Box::new(ui::clipboard::SystemClipboard::default()),
+        start,
+        dial: args.uri.clone(),
+        listen: args.listen,
+    };
+    let native = eframe::NativeOptions {
+        viewport: eframe::egui::ViewportBuilder::default()
+            .with_title("Orbit")
+            .with_app_id("orbitphone")
+            .with_inner_size([960.0, 660.0])
+            .with_min_inner_size([640.0, 480.0]),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "Orbit",
+        native,
+        Box::new(move |_cc| {
+            let mut app = OrbitApp::new(opts);
+            if let Some(t) = theme {
+                app.set_theme(t);
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e} (is there a display? `orbitphone cli` works without one)"))
+}
+
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // The service's log is its admin's view of parks; the phone stays quiet by default.
@@ -90,10 +189,10 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match args.command {
-        Some(Cmd::Cli(cli)) => rt.block_on(orbitphone::cli::run(cli)),
+        Some(Cmd::Cli(cli)) => rt.block_on(orbitphone::cli::run(*cli)),
         Some(Cmd::ParkService(args)) => park_service(&rt, args),
         Some(Cmd::Serve) => Err(anyhow::anyhow!("`serve` (registrar + park service + demo lines) is not built yet (issue 6)")),
-        None => Err(anyhow::anyhow!("the desktop window is not built yet (issue 5); use `orbitphone cli --help`")),
+        None => window(&rt, args.window),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

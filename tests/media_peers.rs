@@ -17,14 +17,29 @@ fn pcmu_call_with_baresip_carries_tones_both_ways() {
     write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
     let out = dir.join("heard.wav");
     let bob = Baresip::start(
-        BaresipOpts::registered("bob", "bobpw", k.port()).auto_answer(true).audio_source(&tone1000).record(true),
+        BaresipOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(true)
+            .audio_source(&tone1000)
+            .record(true),
     );
     assert_eq!(bob.wait_registered(T), Some(true));
     let aor = "sip:alice@127.0.0.1".to_string();
     let proxy = k.proxy_uri();
-    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
+    let (a_in, a_out) = (
+        tone440.to_string_lossy().to_string(),
+        out.to_string_lossy().to_string(),
+    );
     let mut alice = Orbit::start(
-        &["--account", &aor, "--proxy", &proxy, "--audio-in", &a_in, "--audio-out", &a_out],
+        &[
+            "--account",
+            &aor,
+            "--proxy",
+            &proxy,
+            "--audio-in",
+            &a_in,
+            "--audio-out",
+            &a_out,
+        ],
         Some("alicepw"),
     );
     alice.wait_event("registered", T);
@@ -38,11 +53,251 @@ fn pcmu_call_with_baresip_carries_tones_both_ways() {
     bob.expect_event("CALL_CLOSED", T);
 
     let heard = wav_dominant_frequency(&out);
-    assert!((heard - 1000.0).abs() <= 10.0, "we heard {heard} Hz, expected bob's 1000 Hz");
+    assert!(
+        (heard - 1000.0).abs() <= 10.0,
+        "we heard {heard} Hz, expected bob's 1000 Hz"
+    );
     assert!(wav_rms(&out) > 0.05, "level too low: {}", wav_rms(&out));
     let bob_heard = bob.received_wavs();
     assert!(!bob_heard.is_empty(), "baresip recorded nothing");
     let f = wav_dominant_frequency(&bob_heard[0]);
-    assert!((f - 440.0).abs() <= 10.0, "bob heard {f} Hz, expected our 440 Hz");
+    assert!(
+        (f - 440.0).abs() <= 10.0,
+        "bob heard {f} Hz, expected our 440 Hz"
+    );
     assert!(wav_rms(&bob_heard[0]) > 0.05);
+}
+
+/// Calls bob (baresip) from Orbit with `extra` flags; both send tones for `secs` seconds.
+/// Returns (Orbit's established event, what Orbit heard, what bob heard, bob's events).
+fn call_baresip_with_tones(
+    bob_opts: impl FnOnce(BaresipOpts) -> BaresipOpts,
+    extra: &[&str],
+    name: &str,
+) -> (
+    serde_json::Value,
+    std::path::PathBuf,
+    std::path::PathBuf,
+    TempDir,
+    Vec<serde_json::Value>,
+) {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new(name);
+    let tone440 = dir.join("440.wav");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone440, 440.0, 30.0, 8000);
+    write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
+    let out = dir.join("heard.wav");
+    let bob = Baresip::start(bob_opts(
+        BaresipOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(true)
+            .audio_source(&tone1000)
+            .record(true),
+    ));
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let aor = "sip:alice@127.0.0.1".to_string();
+    let proxy = k.proxy_uri();
+    let (a_in, a_out) = (
+        tone440.to_string_lossy().to_string(),
+        out.to_string_lossy().to_string(),
+    );
+    let mut args = vec![
+        "--account",
+        &aor,
+        "--proxy",
+        &proxy,
+        "--audio-in",
+        &a_in,
+        "--audio-out",
+        &a_out,
+    ];
+    args.extend_from_slice(extra);
+    let mut alice = Orbit::start(&args, Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    let up = alice.wait_event("call_established", T);
+    std::thread::sleep(Duration::from_secs(3));
+    let debug = bob.command("audio_debug", "");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+    bob.expect_event("CALL_CLOSED", T);
+    let heard = bob.received_wavs();
+    assert!(!heard.is_empty(), "baresip recorded nothing");
+    let bob_wav = dir.join("bob-heard.wav");
+    std::fs::copy(&heard[0], &bob_wav).expect("copy bob's recording");
+    (up, out, bob_wav, dir, vec![debug])
+}
+
+fn assert_tone(path: &std::path::Path, freq: f32, who: &str) {
+    let f = wav_dominant_frequency(path);
+    assert!(
+        (f - freq).abs() <= 10.0,
+        "{who} heard {f} Hz, expected {freq} Hz"
+    );
+    let rms = wav_rms(path);
+    assert!(rms > 0.05, "{who}: level too low: {rms}");
+    let purity = wav::wav_tone_purity(path, freq, 20.0);
+    eprintln!(
+        "{who}: {f:.1} Hz, rms {rms:.3}, purity {purity:.3} ({})",
+        path.display()
+    );
+    assert!(
+        purity > 0.8,
+        "{who}: only {purity} of the energy is near {freq} Hz"
+    );
+}
+
+#[test]
+fn opus_call_with_baresip_carries_tones_both_ways() {
+    let (up, ours, bobs, _dir, debug) =
+        call_baresip_with_tones(|o| o.codecs(Codecs::OpusAndG711), &["--opus"], "media-opus");
+    assert_eq!(up["codec"], "opus", "{up}");
+    let debug = debug[0].to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    assert!(debug.contains("opus"), "baresip does not use opus: {debug}");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&bobs, 440.0, "bob");
+}
+
+#[test]
+fn srtp_mandatory_call_with_baresip_carries_tones_both_ways() {
+    let (up, ours, bobs, _dir, debug) = call_baresip_with_tones(
+        |o| o.srtp_mandatory(true),
+        &["--srtp", "mandatory"],
+        "media-srtp",
+    );
+    assert_eq!(up["codec"], "PCMU", "{up}");
+    let debug = debug[0].to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    assert!(
+        debug.contains("secure=yes"),
+        "baresip says the call is not secure: {debug}"
+    );
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&bobs, 440.0, "bob");
+}
+
+/// RFC 4733 both ways: baresip's `sndcode` digits reach us as `dtmf_received`, and our
+/// `dtmf` command reaches baresip as CALL_DTMF_START events.
+#[test]
+fn dtmf_both_ways_with_baresip() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Baresip::start(BaresipOpts::registered("bob", "bobpw", k.port()).auto_answer(true));
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let aor = "sip:alice@127.0.0.1".to_string();
+    let proxy = k.proxy_uri();
+    let mut alice = Orbit::start(&["--account", &aor, "--proxy", &proxy], Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    alice.wait_event("call_established", T);
+    bob.expect_event("CALL_RTPESTAB", T);
+    assert_eq!(bob.command("sndcode", "159#")["ok"], true);
+    let got: String = (0..4)
+        .map(|_| {
+            alice.wait_event("dtmf_received", T)["digit"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(got, "159#");
+    alice.send("dtmf 2580");
+    let theirs: String = (0..4)
+        .map(|_| {
+            let ev = bob
+                .wait_event(|e| e["type"] == "CALL_DTMF_START", T)
+                .expect("baresip reported no DTMF");
+            ev["param"].as_str().unwrap_or("?").to_string()
+        })
+        .collect();
+    assert_eq!(theirs, "2580");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}
+
+/// The answer side of SRTP: baresip with `mediaenc=srtp-mand` (RTP/SAVP) calls Orbit
+/// running `--srtp optional`; Orbit answers with its own key and audio flows both ways.
+/// The same offer to an Orbit with SRTP off is refused with 488.
+#[test]
+fn baresip_srtp_mandatory_calls_orbit() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw")]);
+    let dir = TempDir::new("media-srtp-in");
+    let tone440 = dir.join("440.wav");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone440, 440.0, 30.0, 8000);
+    write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
+    let out = dir.join("heard.wav");
+    let bob = Baresip::start(
+        BaresipOpts::registered("bob", "bobpw", k.port())
+            .srtp_mandatory(true)
+            .audio_source(&tone1000)
+            .record(true),
+    );
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let (a_in, a_out) = (
+        tone440.to_string_lossy().to_string(),
+        out.to_string_lossy().to_string(),
+    );
+    let mut alice = Orbit::start(
+        &[
+            "--account",
+            "sip:alice@127.0.0.1",
+            "--proxy",
+            &proxy,
+            "--audio-in",
+            &a_in,
+            "--audio-out",
+            &a_out,
+            "--srtp",
+            "optional",
+            "--auto-answer",
+        ],
+        Some("alicepw"),
+    );
+    let mut carol = Orbit::start(
+        &[
+            "--account",
+            "sip:carol@127.0.0.1",
+            "--proxy",
+            &proxy,
+            "--auto-answer",
+        ],
+        Some("carolpw"),
+    );
+    alice.wait_event("registered", T);
+    carol.wait_event("registered", T);
+
+    // SRTP off: RTP/SAVP is refused.
+    bob.dial("sip:carol@127.0.0.1");
+    let closed = bob
+        .wait_event(|e| e["type"] == "CALL_CLOSED", T)
+        .expect("call to carol not closed");
+    assert!(
+        closed["param"].as_str().unwrap_or("").contains("488"),
+        "{closed}"
+    );
+    carol.send("quit");
+    carol.wait_event("stopped", T);
+
+    bob.dial("sip:alice@127.0.0.1");
+    let up = alice.wait_event("call_established", T);
+    assert_eq!(up["codec"], "PCMU", "{up}");
+    bob.expect_event("CALL_ESTABLISHED", T);
+    std::thread::sleep(Duration::from_secs(3));
+    let debug = bob.command("audio_debug", "").to_string();
+    assert!(
+        debug.contains("secure=yes"),
+        "baresip says the call is not secure: {debug}"
+    );
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+    bob.expect_event("CALL_CLOSED", T);
+    assert_tone(&out, 1000.0, "we");
+    let heard = bob.received_wavs();
+    assert!(!heard.is_empty(), "baresip recorded nothing");
+    assert_tone(&heard[heard.len() - 1], 440.0, "bob");
 }

@@ -79,6 +79,8 @@ pub struct JitterBuffer {
     shrink_pops: u32,
     shrink_min_ms: u64,
     trouble: bool,
+    /// The last pop reported a lost (not just late) frame.
+    after_loss: bool,
     stats: JitterStats,
 }
 
@@ -101,6 +103,7 @@ impl JitterBuffer {
             shrink_pops: 0,
             shrink_min_ms: u64::MAX,
             trouble: false,
+            after_loss: false,
             stats: JitterStats::default(),
         }
     }
@@ -118,6 +121,16 @@ impl JitterBuffer {
     /// RFC 3550 interarrival jitter estimate in milliseconds.
     pub fn jitter_ms(&self) -> f64 {
         self.jitter_ms
+    }
+
+    /// Right after [`JitterBuffer::pop`] returned [`Frame::Missing`] for a lost packet:
+    /// the packet that follows it, when already buffered (Opus rebuilds the lost frame
+    /// from its in-band FEC). `None` after a hold-back (grow) or an underrun.
+    pub fn next_after_loss(&self) -> Option<&[u8]> {
+        if !self.after_loss {
+            return None;
+        }
+        self.slots.get(&self.next?).map(Vec::as_slice)
     }
 
     /// Counters so far.
@@ -263,6 +276,7 @@ impl JitterBuffer {
     /// The frame to play now; call once per packet interval (the calls pace playout, so
     /// `now_ms` only keeps the signature symmetric with `push`).
     pub fn pop(&mut self, _now_ms: u64) -> Frame {
+        self.after_loss = false;
         let desired = self.desired_ms();
         if desired < self.target_ms {
             let alpha = f64::from(self.frame_ms) / SHRINK_TIME_CONSTANT_MS;
@@ -325,6 +339,7 @@ impl JitterBuffer {
         if self.highest.is_some_and(|h| h > next) {
             self.advance(false);
             self.stats.missing += 1;
+            self.after_loss = true;
             return Frame::Missing;
         }
         // Nothing newer: either a hiccup (hold playout one frame, which deepens the buffer)
@@ -564,6 +579,34 @@ mod tests {
         );
         let avg = buffered_at_end.iter().sum::<u32>() / buffered_at_end.len() as u32;
         assert!(avg <= 40, "actual depth did not shrink: {avg}");
+    }
+
+    #[test]
+    fn next_after_loss_offers_the_following_packet_only() {
+        let mut jb = JitterBuffer::new(8000, 20);
+        let pkts = stream(12, 100, |i| (i != 5).then_some(0));
+        let mut seen = Vec::new();
+        let mut it = pkts.iter().peekable();
+        for t in 0..1400u64 {
+            while let Some(p) = it.next_if(|p| p.arrival == t) {
+                jb.push(t, p.seq, p.ts, p.index.to_be_bytes().to_vec());
+            }
+            if t % 20 == 0 {
+                let f = jb.pop(t);
+                let next = jb
+                    .next_after_loss()
+                    .map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+                if f == Frame::Missing {
+                    seen.push(next);
+                } else {
+                    assert_eq!(next, None);
+                }
+            }
+        }
+        // Packet 5 was lost: the buffer offers packet 6 for FEC. Hold-backs and the final
+        // underrun offer nothing.
+        let offered: Vec<u32> = seen.iter().flatten().copied().collect();
+        assert_eq!(offered, vec![6], "{seen:?}");
     }
 
     #[test]

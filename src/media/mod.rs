@@ -2,10 +2,13 @@
 //! Everything here is sans-IO: callers own sockets and clocks and pass `now_ms` in.
 
 pub mod analysis;
+pub mod codec;
 pub mod g711;
 pub mod jitter;
 pub mod negotiate;
+pub mod resample;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 pub mod wav;
 pub mod music;

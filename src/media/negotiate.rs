@@ -2,11 +2,17 @@
 //!
 //! We negotiate exactly one audio codec plus optional telephone-event, and answer with a
 //! single codec so the offerer never has to guess which one we will send.
+//!
+//! SRTP is keyed with SDES (RFC 4568): with [`LocalCaps::srtp`] set we offer
+//! `a=crypto` (on RTP/SAVP when mandatory, on RTP/AVP as best effort when optional),
+//! answer a keyed offer with our own key for the first suite we support, and refuse
+//! (488) RTP/SAVP when SRTP is off or no offered suite is usable.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use super::sdp::{MediaDescription, RtpMap, SessionDescription};
+use super::srtp::{CryptoAttr, CryptoSuite, MasterKey, SrtpMode, SrtpParams};
 
 /// Media direction attribute (RFC 3264 section 5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -201,11 +207,22 @@ impl Codec {
     }
 }
 
+/// Our SRTP side of offer/answer: the policy and the key we send with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalSrtp {
+    /// RTP/SAVP and no call without SRTP (otherwise RTP/AVP with `a=crypto`, best effort).
+    pub mandatory: bool,
+    /// Our master key and salt (what we protect our packets with).
+    pub key: MasterKey,
+}
+
 /// What we offer and accept, in preference order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalCaps {
     /// Codecs in preference order; telephone-event entries enable DTMF.
     pub codecs: Vec<Codec>,
+    /// SRTP (SDES) when enabled; `None` is plain RTP only.
+    pub srtp: Option<LocalSrtp>,
 }
 
 impl Default for LocalCaps {
@@ -216,6 +233,7 @@ impl Default for LocalCaps {
                 Codec::pcma(),
                 Codec::telephone_event(101, 8000),
             ],
+            srtp: None,
         }
     }
 }
@@ -227,7 +245,23 @@ impl LocalCaps {
         let mut codecs = vec![Codec::opus()];
         codecs.extend(LocalCaps::default().codecs);
         codecs.push(Codec::telephone_event(110, 48000));
-        LocalCaps { codecs }
+        LocalCaps { codecs, srtp: None }
+    }
+
+    /// The same caps with SRTP per `mode`, keyed with `key` (`Off` clears it).
+    pub fn with_srtp(mut self, mode: SrtpMode, key: MasterKey) -> Self {
+        self.srtp = match mode {
+            SrtpMode::Off => None,
+            SrtpMode::Optional => Some(LocalSrtp {
+                mandatory: false,
+                key,
+            }),
+            SrtpMode::Mandatory => Some(LocalSrtp {
+                mandatory: true,
+                key,
+            }),
+        };
+        self
     }
 
     fn audio_match(&self, kind: CodecKind, clock_rate: u32) -> Option<&Codec> {
@@ -272,6 +306,9 @@ pub enum NegotiationError {
     /// The answer rejected our audio stream (port 0).
     #[error("audio stream rejected by peer")]
     Rejected,
+    /// SRTP is required (RTP/SAVP, or our policy) but no usable `a=crypto` was given.
+    #[error("no usable SRTP crypto suite")]
+    NoCrypto,
 }
 
 impl NegotiationError {
@@ -296,6 +333,8 @@ pub struct Negotiated {
     pub direction: Direction,
     /// What the peer declared (c=0.0.0.0 counts as not receiving).
     pub remote_direction: Direction,
+    /// SRTP suite and keys when the stream is encrypted.
+    pub srtp: Option<SrtpParams>,
 }
 
 impl Negotiated {
@@ -343,9 +382,23 @@ pub fn build_offer(
     session_id: u64,
     version: u64,
 ) -> SessionDescription {
-    let mut m = MediaDescription::new("audio", rtp_port, "RTP/AVP");
+    let proto = match caps.srtp {
+        Some(LocalSrtp {
+            mandatory: true, ..
+        }) => "RTP/SAVP",
+        _ => "RTP/AVP",
+    };
+    let mut m = MediaDescription::new("audio", rtp_port, proto);
     for c in &caps.codecs {
         push_codec(&mut m, c);
+    }
+    if let Some(local) = &caps.srtp {
+        let attr = CryptoAttr {
+            tag: 1,
+            suite: CryptoSuite::AesCm128HmacSha1_80,
+            key: local.key,
+        };
+        m.crypto.push(attr.to_string());
     }
     m.ptime = Some(DEFAULT_PTIME);
     m.direction = Some(direction);
@@ -358,13 +411,18 @@ fn is_plain_rtp(proto: &str) -> bool {
     proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF")
 }
 
-/// Index of the audio stream we negotiate on: the first enabled plain-RTP audio section.
-fn pick_audio(sd: &SessionDescription) -> Result<usize, NegotiationError> {
+fn is_savp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP") || proto.eq_ignore_ascii_case("RTP/SAVPF")
+}
+
+/// Index of the audio stream we negotiate on: the first enabled audio section in a
+/// transport we speak (RTP/SAVP only with `srtp`).
+fn pick_audio(sd: &SessionDescription, srtp: bool) -> Result<usize, NegotiationError> {
     let enabled = |m: &&MediaDescription| m.kind.eq_ignore_ascii_case("audio") && m.port != 0;
     if let Some(i) = sd
         .media
         .iter()
-        .position(|m| enabled(&m) && is_plain_rtp(&m.proto))
+        .position(|m| enabled(&m) && (is_plain_rtp(&m.proto) || (srtp && is_savp(&m.proto))))
     {
         return Ok(i);
     }
@@ -428,7 +486,7 @@ pub fn answer(
     session_id: u64,
     version: u64,
 ) -> Result<(SessionDescription, Negotiated), NegotiationError> {
-    let idx = pick_audio(offer)?;
+    let idx = pick_audio(offer, caps.srtp.is_some())?;
     let om = &offer.media[idx];
     let (codec, ours) = om
         .payload_types
@@ -456,6 +514,17 @@ pub fn answer(
     };
     let (remote_direction, remote_addr) = remote_side(offer, om)?;
     let direction = remote_direction.reverse().intersect(our_direction);
+    // SDES: take the first offered line we can use and answer it with our key.
+    let crypto = match &caps.srtp {
+        None => None,
+        Some(local) => match om.crypto.iter().find_map(|c| CryptoAttr::parse(c).ok()) {
+            Some(theirs) => Some((theirs, local.key)),
+            None if local.mandatory || is_savp(&om.proto) => {
+                return Err(NegotiationError::NoCrypto);
+            }
+            None => None,
+        },
+    };
 
     let mut am = MediaDescription::new("audio", rtp_port, &om.proto);
     // Offerer's PT number, our fmtp: the fmtp in an answer describes what we receive.
@@ -478,6 +547,21 @@ pub fn answer(
     }
     am.ptime = Some(DEFAULT_PTIME);
     am.direction = Some(direction);
+    let srtp = crypto.map(|(theirs, key)| {
+        am.crypto.push(
+            CryptoAttr {
+                tag: theirs.tag,
+                suite: theirs.suite,
+                key,
+            }
+            .to_string(),
+        );
+        SrtpParams {
+            suite: theirs.suite,
+            local_key: key,
+            remote_key: theirs.key,
+        }
+    });
 
     let mut sd = session_skeleton(local_ip, session_id, version);
     // RFC 3264 section 6: one answer stream per offered stream, rejected ones with port 0.
@@ -501,6 +585,7 @@ pub fn answer(
             ptime_ms,
             direction,
             remote_direction,
+            srtp,
         },
     ))
 }
@@ -510,7 +595,7 @@ pub fn apply_answer(
     offer: &SessionDescription,
     answer: &SessionDescription,
 ) -> Result<Negotiated, NegotiationError> {
-    let idx = pick_audio(offer)?;
+    let idx = pick_audio(offer, true)?;
     let om = &offer.media[idx];
     let am = match answer.media.get(idx) {
         Some(m) if m.kind.eq_ignore_ascii_case("audio") => m,
@@ -555,6 +640,7 @@ pub fn apply_answer(
     let ours = om.direction.or(offer.direction).unwrap_or_default();
     let direction = ours.intersect(remote_direction.reverse());
     let ptime_ms = normalize_ptime(am.ptime, codec.kind);
+    let srtp = answered_srtp(om, am)?;
     Ok(Negotiated {
         remote_addr,
         codec,
@@ -562,7 +648,41 @@ pub fn apply_answer(
         ptime_ms,
         direction,
         remote_direction,
+        srtp,
     })
+}
+
+/// The SRTP outcome of our offer `om` and their answer `am`: the answered line must carry
+/// a tag and suite we offered; without one, an RTP/SAVP offer fails and a best-effort
+/// RTP/AVP one falls back to plain RTP.
+fn answered_srtp(
+    om: &MediaDescription,
+    am: &MediaDescription,
+) -> Result<Option<SrtpParams>, NegotiationError> {
+    let ours: Vec<CryptoAttr> = om
+        .crypto
+        .iter()
+        .filter_map(|c| CryptoAttr::parse(c).ok())
+        .collect();
+    if ours.is_empty() {
+        return Ok(None);
+    }
+    let pair = am.crypto.iter().find_map(|c| {
+        let theirs = CryptoAttr::parse(c).ok()?;
+        let mine = ours
+            .iter()
+            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
+        Some(SrtpParams {
+            suite: theirs.suite,
+            local_key: mine.key,
+            remote_key: theirs.key,
+        })
+    });
+    match pair {
+        Some(p) => Ok(Some(p)),
+        None if is_savp(&om.proto) || is_savp(&am.proto) => Err(NegotiationError::NoCrypto),
+        None => Ok(None),
+    }
 }
 
 #[cfg(test)]
@@ -798,6 +918,7 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             4000,
             &LocalCaps {
                 codecs: vec![Codec::opus()],
+                srtp: None,
             },
             Direction::SendRecv,
             1,
@@ -1042,5 +1163,190 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert_eq!(normalize_ptime(Some(1000), CodecKind::Pcmu), 120);
         assert_eq!(normalize_ptime(Some(30), CodecKind::Opus), 20);
         assert_eq!(normalize_ptime(Some(60), CodecKind::Opus), 60);
+    }
+    fn srtp_caps(mode: SrtpMode) -> (LocalCaps, MasterKey) {
+        let key = MasterKey::random();
+        (LocalCaps::default().with_srtp(mode, key), key)
+    }
+
+    #[test]
+    fn srtp_offers() {
+        let (caps, key) = srtp_caps(SrtpMode::Optional);
+        let text = build_offer(LOCAL, 40000, &caps, Direction::SendRecv, 1, 1).to_string();
+        assert!(text.contains("m=audio 40000 RTP/AVP 0 8 101\r\n"), "{text}");
+        let line = format!(
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+            key.to_base64()
+        );
+        assert!(text.contains(&line), "{text}");
+        let (caps, _) = srtp_caps(SrtpMode::Mandatory);
+        let text = build_offer(LOCAL, 40000, &caps, Direction::SendRecv, 1, 1).to_string();
+        assert!(
+            text.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"),
+            "{text}"
+        );
+        assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        let (caps, _) = srtp_caps(SrtpMode::Off);
+        assert_eq!(caps, LocalCaps::default());
+    }
+
+    #[test]
+    fn srtp_answers() {
+        let theirs = MasterKey::random();
+        let keyed = |proto: &str| {
+            parse(&BARESIP.replace("RTP/AVP", proto).replace(
+                "a=sendrecv\r\n",
+                &format!(
+                    "a=sendrecv\r\na=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:AAAA\r\n\
+                     a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}|2^31\r\n\
+                     a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+                    theirs.to_base64(),
+                    theirs.to_base64()
+                ),
+            ))
+        };
+        for (mode, proto) in [
+            (SrtpMode::Optional, "RTP/SAVP"),
+            (SrtpMode::Mandatory, "RTP/SAVP"),
+            (SrtpMode::Optional, "RTP/AVP"),
+            (SrtpMode::Mandatory, "RTP/AVP"),
+        ] {
+            let (caps, ours) = srtp_caps(mode);
+            let offer = keyed(proto);
+            let (sd, neg) = answer(&offer, LOCAL, 4000, &caps, Direction::SendRecv, 1, 1).unwrap();
+            let srtp = neg.srtp.expect("keyed");
+            assert_eq!(srtp.suite, CryptoSuite::AesCm128HmacSha1_32);
+            assert_eq!(srtp.local_key, ours);
+            assert_eq!(srtp.remote_key, theirs);
+            let text = sd.to_string();
+            assert!(
+                text.contains(&format!("m=audio 4000 {proto} 0 101\r\n")),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!(
+                    "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
+                    ours.to_base64()
+                )),
+                "{text}"
+            );
+            assert_eq!(sd.media[0].crypto.len(), 1);
+        }
+        // Off: SAVP is refused, crypto on AVP ignored.
+        assert_eq!(
+            answer(
+                &keyed("RTP/SAVP"),
+                LOCAL,
+                4000,
+                &LocalCaps::default(),
+                Direction::SendRecv,
+                1,
+                1
+            )
+            .unwrap_err(),
+            NegotiationError::UnsupportedTransport("RTP/SAVP".into())
+        );
+        let (sd, neg) = answer(
+            &keyed("RTP/AVP"),
+            LOCAL,
+            4000,
+            &LocalCaps::default(),
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .unwrap();
+        assert_eq!(neg.srtp, None);
+        assert!(sd.media[0].crypto.is_empty());
+        // Mandatory refuses a plain offer; optional takes it as plain RTP.
+        let (mand, _) = srtp_caps(SrtpMode::Mandatory);
+        let err = answer(
+            &parse(BARESIP),
+            LOCAL,
+            4000,
+            &mand,
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .unwrap_err();
+        assert_eq!(
+            (err.clone(), err.sip_status()),
+            (NegotiationError::NoCrypto, 488)
+        );
+        let (opt, _) = srtp_caps(SrtpMode::Optional);
+        let (_, neg) = answer(
+            &parse(BARESIP),
+            LOCAL,
+            4000,
+            &opt,
+            Direction::SendRecv,
+            1,
+            1,
+        )
+        .unwrap();
+        assert_eq!(neg.srtp, None);
+        // SAVP with no usable line.
+        let unusable = parse(&BARESIP.replace("RTP/AVP", "RTP/SAVP").replace(
+            "a=sendrecv\r\n",
+            "a=sendrecv\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA\r\n",
+        ));
+        assert_eq!(
+            answer(&unusable, LOCAL, 4000, &opt, Direction::SendRecv, 1, 1).unwrap_err(),
+            NegotiationError::NoCrypto
+        );
+    }
+
+    #[test]
+    fn srtp_offer_answer_roundtrip() {
+        for (offerer, answerer) in [
+            (SrtpMode::Mandatory, SrtpMode::Optional),
+            (SrtpMode::Optional, SrtpMode::Mandatory),
+            (SrtpMode::Optional, SrtpMode::Optional),
+        ] {
+            let (a_caps, a_key) = srtp_caps(offerer);
+            let (b_caps, b_key) = srtp_caps(answerer);
+            let offer = build_offer(LOCAL, 4000, &a_caps, Direction::SendRecv, 1, 1);
+            let offer = parse(&offer.to_string());
+            let (ans, b_neg) =
+                answer(&offer, LOCAL, 5000, &b_caps, Direction::SendRecv, 2, 2).unwrap();
+            let a_neg = apply_answer(&offer, &parse(&ans.to_string())).unwrap();
+            let (a, b) = (a_neg.srtp.unwrap(), b_neg.srtp.unwrap());
+            assert_eq!((a.local_key, a.remote_key), (a_key, b_key));
+            assert_eq!((b.local_key, b.remote_key), (b_key, a_key));
+            assert_eq!(a.suite, CryptoSuite::AesCm128HmacSha1_80);
+        }
+        // Best effort offer, plain answer: plain RTP. SAVP offer, plain answer: failure.
+        let (opt, _) = srtp_caps(SrtpMode::Optional);
+        let offer = build_offer(LOCAL, 4000, &opt, Direction::SendRecv, 1, 1);
+        let (plain, _) = answer(
+            &offer,
+            LOCAL,
+            5000,
+            &LocalCaps::default(),
+            Direction::SendRecv,
+            2,
+            2,
+        )
+        .unwrap();
+        assert_eq!(apply_answer(&offer, &plain).unwrap().srtp, None);
+        let (mand, _) = srtp_caps(SrtpMode::Mandatory);
+        let offer = build_offer(LOCAL, 4000, &mand, Direction::SendRecv, 1, 1);
+        let stripped = parse(&plain.to_string().replace("RTP/AVP", "RTP/SAVP"));
+        assert_eq!(
+            apply_answer(&offer, &stripped).unwrap_err(),
+            NegotiationError::NoCrypto
+        );
+        // An answer keyed with a tag we never offered does not count.
+        let (_, other) = srtp_caps(SrtpMode::Optional);
+        let wrong_tag = parse(&plain.to_string().replace(
+            "a=sendrecv\r\n",
+            &format!(
+                "a=sendrecv\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
+                other.to_base64()
+            ),
+        ));
+        let offer = build_offer(LOCAL, 4000, &opt, Direction::SendRecv, 1, 1);
+        assert_eq!(apply_answer(&offer, &wrong_tag).unwrap().srtp, None);
     }
 }

@@ -1,17 +1,37 @@
 //! The media task: one 20 ms clock for all calls. Each tick it takes a microphone
 //! frame (a WAV file or silence), encodes and sends it on every call that may send,
-//! pulls a frame from every call's jitter buffer, mixes them and writes the result to
-//! the speaker (a WAV file or nowhere). RTP sockets have their own receive loops that
-//! feed packets in. Pacing comes from the clock, never from a device.
+//! pulls audio from every call's jitter buffer, mixes it and writes the result to the
+//! speaker (a WAV file or nowhere). RTP sockets have their own receive loops that feed
+//! packets in. Pacing comes from the clock, never from a device.
+//!
+//! Rates: the mix bus (microphone, speaker, WAV files) always runs at 48 kHz mono, and
+//! each call converts between the bus and its codec: Opus works at 48 kHz natively, so
+//! an Opus call needs no conversion at all; a G.711 call decimates the microphone to
+//! 8 kHz (anti-alias FIR) and interpolates what it receives back to 48 kHz
+//! ([`crate::media::resample`]). Per-call conversion keeps every call's codec
+//! independent (one Opus call and one PCMU call mix fine), costs a G.711 call about
+//! 2 M multiply-adds a second, and puts conversion where the codec is known. Nothing
+//! here runs in an audio callback: this task owns its buffers and may allocate.
+//!
+//! Each call keeps a playout FIFO at bus rate: it pops the jitter buffer only when the
+//! FIFO holds less than one tick, so peers sending 10, 30 or 60 ms packets play without
+//! gaps. A lost packet ([`Frame::Missing`]) is concealed by the codec: Opus rebuilds it
+//! from the next packet's in-band FEC when that packet is already buffered.
+//!
+//! SRTP: when the negotiation keyed the stream, every RTP packet is protected before it
+//! is sent and every received packet must authenticate before it is used (or latched
+//! onto for symmetric RTP); RTCP arriving on the RTP port is authenticated and dropped.
 
-use crate::media::g711;
+use crate::media::codec::{self, Decoder, Encoder};
 use crate::media::jitter::{Frame, JitterBuffer};
-use crate::media::negotiate::CodecKind;
-use crate::media::rtp::{DtmfReceiver, DtmfSender, RtpPacket, RtpSender};
+use crate::media::negotiate::Codec;
+use crate::media::resample::{Downsampler, Upsampler};
+use crate::media::rtp::{DtmfReceiver, DtmfSender, RtpPacket, RtpSender, is_rtcp};
+use crate::media::srtp::{SrtpContext, SrtpMode, SrtpParams};
 use crate::media::wav::{WavSink, WavSource};
 use crate::phone::CallNo;
-use crate::phone::session::MediaParams;
-use std::collections::HashMap;
+use crate::phone::session::{MediaParams, MediaPrefs};
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -19,27 +39,57 @@ use std::time::{Duration, Instant};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-/// Where audio comes from and goes to.
+/// Where audio comes from and goes to, and the account's media preferences.
 #[derive(Debug, Clone, Default)]
 pub struct AudioIo {
     /// Microphone replacement (WAV, looped).
     pub input: Option<PathBuf>,
-    /// Speaker replacement (WAV).
+    /// Speaker replacement (WAV, written at 48 kHz mono).
     pub output: Option<PathBuf>,
     /// Offer Opus.
     pub opus: bool,
+    /// SRTP policy (SDES).
+    pub srtp: SrtpMode,
+}
+
+impl AudioIo {
+    /// The per-call media preferences these settings imply.
+    pub fn prefs(&self) -> MediaPrefs {
+        MediaPrefs {
+            opus: self.opus,
+            srtp: self.srtp,
+        }
+    }
 }
 
 /// Requests from the driver.
 pub enum MediaCommand {
     /// A call's RTP socket was bound.
-    Bind { call: CallNo, socket: Arc<UdpSocket> },
+    Bind {
+        /// The call.
+        call: CallNo,
+        /// Its RTP socket.
+        socket: Arc<UdpSocket>,
+    },
     /// Start or update a call's stream.
-    Start { call: CallNo, params: MediaParams },
+    Start {
+        /// The call.
+        call: CallNo,
+        /// Negotiated parameters.
+        params: MediaParams,
+    },
     /// Stop a call's stream.
-    Stop { call: CallNo },
+    Stop {
+        /// The call.
+        call: CallNo,
+    },
     /// Send digits.
-    Dtmf { call: CallNo, digits: String },
+    Dtmf {
+        /// The call.
+        call: CallNo,
+        /// Keypad digits.
+        digits: String,
+    },
     /// Stop everything and finish the output file.
     Shutdown,
 }
@@ -48,18 +98,108 @@ pub enum MediaCommand {
 #[derive(Debug)]
 pub enum MediaEvent {
     /// A digit arrived.
-    Dtmf { call: CallNo, digit: char },
+    Dtmf {
+        /// The call.
+        call: CallNo,
+        /// The digit.
+        digit: char,
+    },
 }
 
 /// Handle to the media task.
 pub struct MediaHandle {
     tx: mpsc::UnboundedSender<MediaCommand>,
     unavailable: Option<String>,
+    prefs: MediaPrefs,
 }
 
 const FRAME_MS: u64 = 20;
-const RATE: u32 = 8000;
-const SAMPLES: usize = (RATE as u64 * FRAME_MS / 1000) as usize;
+/// The mix bus rate (see the module docs).
+pub const BUS_RATE: u32 = 48000;
+const BUS_SAMPLES: usize = (BUS_RATE as u64 * FRAME_MS / 1000) as usize;
+
+/// The sending half of a call: bus → codec rate → encoder → packets.
+struct TxChain {
+    codec: Codec,
+    encoder: Box<dyn Encoder>,
+    down: Downsampler,
+    /// Codec-rate samples waiting to fill a packet of `frame` samples.
+    pending: Vec<i16>,
+    frame: usize,
+}
+
+/// The receiving half: jitter buffer → decoder/concealment → bus rate → playout FIFO.
+struct RxChain {
+    codec: Codec,
+    jitter: JitterBuffer,
+    decoder: Box<dyn Decoder>,
+    up: Upsampler,
+    playout: VecDeque<i16>,
+}
+
+impl RxChain {
+    /// One tick of audio at bus rate, or `None` while nothing is playing.
+    fn next_tick(&mut self, now_ms: u64) -> Option<Vec<i16>> {
+        // At most a few pops per tick, whatever the peer's packet size.
+        for _ in 0..8 {
+            if self.playout.len() >= BUS_SAMPLES {
+                break;
+            }
+            let pcm = match self.jitter.pop(now_ms) {
+                Frame::Audio(payload) => self.decoder.decode(&payload),
+                Frame::Missing => {
+                    let next = self.jitter.next_after_loss();
+                    self.decoder.conceal(next)
+                }
+                Frame::Empty => break,
+            };
+            self.playout.extend(self.up.process(&pcm));
+        }
+        if self.playout.is_empty() {
+            return None;
+        }
+        let n = self.playout.len().min(BUS_SAMPLES);
+        let mut out: Vec<i16> = self.playout.drain(..n).collect();
+        out.resize(BUS_SAMPLES, 0);
+        Some(out)
+    }
+}
+
+fn ratio(codec: &Codec) -> usize {
+    (BUS_RATE / codec::pcm_rate(codec.kind)).max(1) as usize
+}
+
+fn build_tx(codec: &Codec, ptime_ms: u32) -> Option<TxChain> {
+    match codec::encoder_for(codec, ptime_ms) {
+        Ok(encoder) => Some(TxChain {
+            codec: codec.clone(),
+            encoder,
+            down: Downsampler::new(ratio(codec)),
+            pending: Vec::new(),
+            frame: codec::frame_samples(codec.kind, ptime_ms),
+        }),
+        Err(e) => {
+            tracing::warn!("cannot encode {}: {e}; sending nothing", codec.name());
+            None
+        }
+    }
+}
+
+fn build_rx(codec: &Codec, ptime_ms: u32) -> Option<RxChain> {
+    match codec::decoder_for(codec, ptime_ms) {
+        Ok(decoder) => Some(RxChain {
+            codec: codec.clone(),
+            jitter: JitterBuffer::new(codec.clock_rate, ptime_ms),
+            decoder,
+            up: Upsampler::new(ratio(codec)),
+            playout: VecDeque::new(),
+        }),
+        Err(e) => {
+            tracing::warn!("cannot decode {}: {e}; playing silence", codec.name());
+            None
+        }
+    }
+}
 
 struct CallStream {
     socket: Arc<UdpSocket>,
@@ -67,12 +207,151 @@ struct CallStream {
     /// Where their packets really come from (symmetric RTP for NAT).
     latched: Option<SocketAddr>,
     sender: RtpSender,
-    jitter: JitterBuffer,
+    tx: Option<TxChain>,
+    rx: Option<RxChain>,
+    srtp: Option<SrtpParams>,
+    srtp_out: Option<SrtpContext>,
+    srtp_in: Option<SrtpContext>,
+    srtp_failures: u64,
     dtmf_out: Option<DtmfSender>,
     dtmf_in: Option<DtmfReceiver>,
     /// Digits asked for before the DTMF payload type was known.
     queued_digits: String,
     recv_task: tokio::task::JoinHandle<()>,
+}
+
+impl CallStream {
+    /// Applies new negotiated parameters, keeping codec and SRTP state that did not change.
+    fn start(&mut self, params: MediaParams) {
+        let neg = &params.negotiated;
+        if self.params.as_ref().map(|p| p.negotiated.remote_addr) != Some(neg.remote_addr) {
+            self.latched = None;
+        }
+        let ptime = neg.ptime_ms.clamp(10, 60);
+        if self.tx.as_ref().is_none_or(|t| {
+            t.codec != neg.codec || t.frame != codec::frame_samples(neg.codec.kind, ptime)
+        }) {
+            self.tx = build_tx(&neg.codec, ptime);
+        }
+        if self.rx.as_ref().is_none_or(|r| r.codec != neg.codec) {
+            self.rx = build_rx(&neg.codec, ptime);
+        }
+        if self.srtp != neg.srtp {
+            self.srtp = neg.srtp;
+            self.srtp_out = neg.srtp.map(|s| SrtpContext::new(s.suite, &s.local_key));
+            self.srtp_in = neg.srtp.map(|s| SrtpContext::new(s.suite, &s.remote_key));
+        }
+        if let Some(pt) = neg.dtmf_pt
+            && (self.dtmf_in.is_none()
+                || self.params.as_ref().and_then(|p| p.negotiated.dtmf_pt) != Some(pt))
+        {
+            let mut sender = DtmfSender::new(pt, neg.codec.clock_rate);
+            sender.send(&std::mem::take(&mut self.queued_digits));
+            self.dtmf_out = Some(sender);
+            self.dtmf_in = Some(DtmfReceiver::new(pt));
+        }
+        self.params = Some(params);
+    }
+
+    /// Encodes and sends this tick's microphone frame (or DTMF events instead).
+    fn send_tick(&mut self, now_ms: u64, mic: &[i16]) {
+        let Some(params) = self.params.as_ref() else {
+            return;
+        };
+        let neg = &params.negotiated;
+        if !neg.direction.can_send() {
+            return;
+        }
+        let Some(dest) = self.latched.or(neg.remote_addr) else {
+            return;
+        };
+        let mut packets = Vec::new();
+        let mut tone_playing = false;
+        if let Some(dtmf) = self.dtmf_out.as_mut() {
+            if !dtmf.is_idle() {
+                packets.extend(dtmf.poll(now_ms, &mut self.sender));
+            }
+            tone_playing = dtmf.is_active();
+        }
+        if let Some(tx) = self.tx.as_mut() {
+            let pcm = tx.down.process(mic);
+            if tone_playing {
+                // The DTMF sender moves the stream clock past the event itself.
+                tx.pending.clear();
+            } else {
+                tx.pending.extend_from_slice(&pcm);
+                while tx.pending.len() >= tx.frame {
+                    let frame: Vec<i16> = tx.pending.drain(..tx.frame).collect();
+                    let payload = tx.encoder.encode(&frame);
+                    let step =
+                        neg.codec.clock_rate / codec::pcm_rate(tx.codec.kind) * tx.frame as u32;
+                    packets.push(self.sender.next_packet(payload, step, false, neg.codec.pt));
+                }
+            }
+        }
+        for p in packets {
+            let bytes = p.to_bytes();
+            let wire = match self.srtp_out.as_mut() {
+                Some(ctx) => match ctx.protect_rtp(&bytes) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::warn!("srtp protect: {e}");
+                        continue;
+                    }
+                },
+                None => bytes,
+            };
+            let _ = self.socket.try_send_to(&wire, dest);
+        }
+    }
+
+    /// Handles one datagram from the socket; returns a received DTMF digit.
+    fn receive(&mut self, now_ms: u64, from: SocketAddr, data: &[u8]) -> Option<char> {
+        let params = self.params.as_ref()?;
+        let plain;
+        let data = match self.srtp_in.as_mut() {
+            Some(ctx) => {
+                let result = if is_rtcp(data) {
+                    ctx.unprotect_rtcp(data)
+                } else {
+                    ctx.unprotect_rtp(data)
+                };
+                match result {
+                    Ok(p) => {
+                        plain = p;
+                        &plain[..]
+                    }
+                    Err(e) => {
+                        self.srtp_failures += 1;
+                        if self.srtp_failures.is_power_of_two() {
+                            tracing::info!(
+                                "srtp: dropped {} packet(s) from {from}: {e}",
+                                self.srtp_failures
+                            );
+                        }
+                        return None;
+                    }
+                }
+            }
+            None => data,
+        };
+        if is_rtcp(data) {
+            return None;
+        }
+        let pkt = RtpPacket::parse(data)?;
+        self.latched = Some(from);
+        let neg = &params.negotiated;
+        if Some(pkt.payload_type) == neg.dtmf_pt {
+            return self.dtmf_in.as_mut().and_then(|r| r.on_packet(&pkt));
+        }
+        if pkt.payload_type == neg.codec.pt
+            && let Some(rx) = self.rx.as_mut()
+        {
+            rx.jitter
+                .push(now_ms, pkt.sequence, pkt.timestamp, pkt.payload);
+        }
+        None
+    }
 }
 
 impl MediaHandle {
@@ -83,13 +362,23 @@ impl MediaHandle {
             (Some(_), Some(_)) => None,
             _ => Some("no audio device: this build has no sound card support yet, so calls send silence (use --audio-in/--audio-out WAV files)".to_string()),
         };
-        tokio::spawn(run(io, rx, tx.clone(), events));
-        Self { tx, unavailable }
+        let prefs = io.prefs();
+        tokio::spawn(run(io, rx, events));
+        Self {
+            tx,
+            unavailable,
+            prefs,
+        }
     }
 
     /// Why audio devices are not used, if they are not.
     pub fn unavailable_message(&self) -> Option<String> {
         self.unavailable.clone()
+    }
+
+    /// The media preferences every call gets (Opus, SRTP).
+    pub fn prefs(&self) -> MediaPrefs {
+        self.prefs
     }
 
     /// Queue a command (never blocks).
@@ -100,17 +389,29 @@ impl MediaHandle {
 
 enum Internal {
     Cmd(MediaCommand),
-    Packet { call: CallNo, from: SocketAddr, data: Vec<u8> },
+    Packet {
+        call: CallNo,
+        from: SocketAddr,
+        data: Vec<u8>,
+    },
+    Tick,
 }
 
-async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, _self_tx: mpsc::UnboundedSender<MediaCommand>, events: mpsc::Sender<MediaEvent>) {
-    let mut source = io.input.as_ref().and_then(|p| match WavSource::open(p, RATE) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!("audio input {}: {e}; sending silence", p.display());
-            None
-        }
-    });
+async fn run(
+    io: AudioIo,
+    mut rx: mpsc::UnboundedReceiver<MediaCommand>,
+    events: mpsc::Sender<MediaEvent>,
+) {
+    let mut source = io
+        .input
+        .as_ref()
+        .and_then(|p| match WavSource::open(p, BUS_RATE) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("audio input {}: {e}; sending silence", p.display());
+                None
+            }
+        });
     let mut sink: Option<WavSink> = None;
     let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
@@ -121,71 +422,49 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, _self_t
         let input = tokio::select! {
             cmd = rx.recv() => match cmd { Some(c) => Internal::Cmd(c), None => break },
             Some((call, from, data)) = pkt_rx.recv() => Internal::Packet { call, from, data },
-            _ = tick.tick() => {
-                let now_ms = start.elapsed().as_millis() as u64;
+            _ = tick.tick() => Internal::Tick,
+        };
+        let now_ms = start.elapsed().as_millis() as u64;
+        match input {
+            Internal::Tick => {
                 let mic = match source.as_mut() {
-                    Some(s) => s.next_frame(SAMPLES),
-                    None => vec![0i16; SAMPLES],
+                    Some(s) => s.next_frame(BUS_SAMPLES),
+                    None => vec![0i16; BUS_SAMPLES],
                 };
-                let mut mix = vec![0i32; SAMPLES];
+                let mut mix = vec![0i32; BUS_SAMPLES];
                 let mut any_playing = false;
                 for stream in calls.values_mut() {
-                    let Some(params) = stream.params.clone() else { continue };
-                    let neg = &params.negotiated;
-                    let dest = stream.latched.or(neg.remote_addr);
-                    if neg.direction.can_send() {
-                        if let Some(dest) = dest {
-                            let mut packets = Vec::new();
-                            let mut tone_playing = false;
-                            if let Some(dtmf) = stream.dtmf_out.as_mut() {
-                                if !dtmf.is_idle() {
-                                    packets.extend(dtmf.poll(now_ms, &mut stream.sender));
-                                }
-                                tone_playing = dtmf.is_active();
-                            }
-                            if !tone_playing {
-                                let payload = match neg.codec.kind {
-                                    CodecKind::Pcma => g711::encode_alaw(&mic),
-                                    _ => g711::encode_ulaw(&mic),
-                                };
-                                packets.push(stream.sender.next_packet(payload, SAMPLES as u32, false, neg.codec.pt));
-                            }
-                            for p in packets {
-                                let _ = stream.socket.try_send_to(&p.to_bytes(), dest);
-                            }
-                        }
+                    stream.send_tick(now_ms, &mic);
+                    let Some(params) = stream.params.as_ref() else {
+                        continue;
+                    };
+                    if !params.negotiated.direction.can_recv() {
+                        continue;
                     }
-                    if neg.direction.can_recv() {
-                        any_playing = true;
-                        if let Frame::Audio(payload) = stream.jitter.pop(now_ms) {
-                            let pcm = match neg.codec.kind {
-                                CodecKind::Pcma => g711::decode_alaw(&payload),
-                                _ => g711::decode_ulaw(&payload),
-                            };
-                            for (m, s) in mix.iter_mut().zip(pcm.iter()) {
-                                *m += i32::from(*s);
-                            }
+                    any_playing = true;
+                    if let Some(pcm) = stream.rx.as_mut().and_then(|r| r.next_tick(now_ms)) {
+                        for (m, s) in mix.iter_mut().zip(pcm.iter()) {
+                            *m += i32::from(*s);
                         }
                     }
                 }
-                if any_playing || sink.is_some() {
-                    if sink.is_none() {
-                        if let Some(path) = &io.output {
-                            match WavSink::create(path, RATE) {
-                                Ok(s) => sink = Some(s),
-                                Err(e) => tracing::warn!("audio output {}: {e}", path.display()),
-                            }
-                        }
-                    }
-                    if let Some(s) = sink.as_mut() {
-                        let frame: Vec<i16> = mix.iter().map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16).collect();
-                        let _ = s.write(&frame);
+                if any_playing
+                    && sink.is_none()
+                    && let Some(path) = &io.output
+                {
+                    match WavSink::create(path, BUS_RATE) {
+                        Ok(s) => sink = Some(s),
+                        Err(e) => tracing::warn!("audio output {}: {e}", path.display()),
                     }
                 }
-                continue;
+                if let Some(s) = sink.as_mut() {
+                    let frame: Vec<i16> = mix
+                        .iter()
+                        .map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16)
+                        .collect();
+                    let _ = s.write(&frame);
+                }
             }
-        };
-        match input {
             Internal::Cmd(MediaCommand::Bind { call, socket }) => {
                 let (s, tx) = (socket.clone(), pkt_tx.clone());
                 let recv_task = tokio::spawn(async move {
@@ -196,32 +475,29 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, _self_t
                         }
                     }
                 });
-                calls.insert(call, CallStream {
-                    socket,
-                    params: None,
-                    latched: None,
-                    sender: RtpSender::new(),
-                    jitter: JitterBuffer::new(RATE, FRAME_MS as u32),
-                    dtmf_out: None,
-                    dtmf_in: None,
-                    queued_digits: String::new(),
-                    recv_task,
-                });
+                calls.insert(
+                    call,
+                    CallStream {
+                        socket,
+                        params: None,
+                        latched: None,
+                        sender: RtpSender::new(),
+                        tx: None,
+                        rx: None,
+                        srtp: None,
+                        srtp_out: None,
+                        srtp_in: None,
+                        srtp_failures: 0,
+                        dtmf_out: None,
+                        dtmf_in: None,
+                        queued_digits: String::new(),
+                        recv_task,
+                    },
+                );
             }
             Internal::Cmd(MediaCommand::Start { call, params }) => {
                 if let Some(s) = calls.get_mut(&call) {
-                    if s.params.as_ref().map(|p| p.negotiated.remote_addr) != Some(params.negotiated.remote_addr) {
-                        s.latched = None;
-                    }
-                    if let Some(pt) = params.negotiated.dtmf_pt {
-                        if s.dtmf_out.is_none() {
-                            let mut sender = DtmfSender::new(pt, RATE);
-                            sender.send(&std::mem::take(&mut s.queued_digits));
-                            s.dtmf_out = Some(sender);
-                            s.dtmf_in = Some(DtmfReceiver::new(pt));
-                        }
-                    }
-                    s.params = Some(params);
+                    s.start(params);
                 }
             }
             Internal::Cmd(MediaCommand::Stop { call }) => {
@@ -241,17 +517,11 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, _self_t
             }
             Internal::Cmd(MediaCommand::Shutdown) => break,
             Internal::Packet { call, from, data } => {
-                let Some(s) = calls.get_mut(&call) else { continue };
-                let Some(pkt) = RtpPacket::parse(&data) else { continue };
-                let Some(params) = s.params.as_ref() else { continue };
-                s.latched = Some(from);
-                let now_ms = start.elapsed().as_millis() as u64;
-                if Some(pkt.payload_type) == params.negotiated.dtmf_pt {
-                    if let Some(digit) = s.dtmf_in.as_mut().and_then(|r| r.on_packet(&pkt)) {
-                        let _ = events.try_send(MediaEvent::Dtmf { call, digit });
-                    }
-                } else if pkt.payload_type == params.negotiated.codec.pt {
-                    s.jitter.push(now_ms, pkt.sequence, pkt.timestamp, pkt.payload);
+                let Some(s) = calls.get_mut(&call) else {
+                    continue;
+                };
+                if let Some(digit) = s.receive(now_ms, from, &data) {
+                    let _ = events.try_send(MediaEvent::Dtmf { call, digit });
                 }
             }
         }

@@ -106,6 +106,8 @@ async fn run(
                 }
                 Output::AllocateMedia { call } => match UdpSocket::bind(SocketAddr::new(media_ip, 0)).await {
                     Ok(sock) => {
+                        // The account's Opus/SRTP choices, before the call's first SDP.
+                        engine.set_call_media_prefs(call, media.prefs());
                         let addr = sock.local_addr().unwrap_or_else(|_| SocketAddr::new(media_ip, 0));
                         media.send(MediaCommand::Bind { call, socket: Arc::new(sock) });
                         engine.media_allocated(Instant::now(), call, addr);

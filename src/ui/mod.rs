@@ -1,0 +1,15 @@
+//! The desktop app (eframe/egui). It talks to the engine only through
+//! [`crate::phone::Command`]s and [`crate::phone::Event`]s, like the CLI:
+//! `app` runs the frame loop, `model` is the pure view model, one file per screen.
+
+pub mod account_form;
+pub mod app;
+pub mod clipboard;
+pub mod conversation;
+pub mod incoming;
+pub mod main_window;
+pub mod model;
+pub mod settings;
+pub mod text;
+
+pub use app::{AppOptions, OrbitApp, Start};

@@ -1,0 +1,562 @@
+//! The window, clicked by label (egui_kittest over AccessKit; no display, no GPU), with a
+//! real engine behind it talking to a real park service and real peer engines on
+//! 127.0.0.1. Nothing here mocks the engine.
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use orbitphone::net::park_driver::{self, ParkHandle};
+use orbitphone::net::phone_driver::{self, PhoneConfig};
+use orbitphone::park::config::ParkConfig;
+use orbitphone::phone::account::Account;
+use orbitphone::phone::{Command, Event};
+use orbitphone::sip::transport::Transport;
+use orbitphone::ui::clipboard::MemoryClipboard;
+use orbitphone::ui::{AppOptions, OrbitApp, Start};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A UDP+TCP port free on 127.0.0.1 right now (the park service needs it before it
+/// starts: its orbit URIs name it).
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp bind");
+        let port = udp.local_addr().expect("addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+fn account(user: &str, name: &str, park_port: u16, auto_answer: bool) -> Account {
+    Account {
+        aor: format!("sip:{user}@127.0.0.1"),
+        display_name: Some(name.into()),
+        auth_user: user.into(),
+        password: Some(format!("{user}-pw")),
+        transport: Transport::Udp,
+        outbound: None,
+        register: false,
+        expires: 600,
+        auto_answer,
+        park_uri: Some(format!("sip:park@127.0.0.1:{park_port}")),
+        keepalive_secs: 0,
+    }
+}
+
+/// A phone driven by the test itself (Bob, Carol): commands in, events kept.
+struct Peer {
+    name: &'static str,
+    commands: mpsc::Sender<Command>,
+    events: mpsc::Receiver<Event>,
+    seen: Vec<Event>,
+    addr: SocketAddr,
+}
+
+impl Peer {
+    fn uri(&self, user: &str) -> String {
+        format!("sip:{user}@{}", self.addr)
+    }
+
+    fn send(&self, rt: &tokio::runtime::Runtime, cmd: Command) {
+        rt.block_on(self.commands.send(cmd))
+            .expect("peer engine stopped");
+    }
+
+    fn wait(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        what: &str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let ev = rt.block_on(async { tokio::time::timeout(left, self.events.recv()).await });
+            match ev {
+                Ok(Some(ev)) => {
+                    self.seen.push(ev.clone());
+                    if pred(&ev) {
+                        return ev;
+                    }
+                }
+                _ => panic!(
+                    "{}: no {what} within {WAIT:?}; saw {:#?}",
+                    self.name, self.seen
+                ),
+            }
+        }
+    }
+}
+
+/// A park service, Bob and Carol, and the window as Alice.
+struct World {
+    rt: tokio::runtime::Runtime,
+    _park: ParkHandle,
+    park_port: u16,
+    bob: Peer,
+    carol: Peer,
+    clipboard: MemoryClipboard,
+}
+
+impl World {
+    fn new(
+        bob_answers: bool,
+        tweak: impl FnOnce(&mut ParkConfig),
+    ) -> (World, Harness<'static, OrbitApp>) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let park_port = free_port();
+        let listen: SocketAddr = format!("127.0.0.1:{park_port}").parse().expect("addr");
+        let mut cfg = ParkConfig::default_local(&format!("127.0.0.1:{park_port}"), listen);
+        for user in ["alice", "bob", "carol"] {
+            cfg.users.insert(user.into(), format!("{user}-pw"));
+        }
+        tweak(&mut cfg);
+        let park = rt.block_on(park_driver::start(cfg)).expect("park service");
+        let peer = |rt: &tokio::runtime::Runtime, user: &'static str, name: &str, auto: bool| {
+            let cfg = PhoneConfig {
+                account: account(user, name, park_port, auto),
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                ca_file: None,
+                audio: Default::default(),
+            };
+            let h = rt.block_on(phone_driver::start(cfg)).expect("peer engine");
+            let addr = h.local[&Transport::Udp];
+            Peer {
+                name: user,
+                commands: h.commands,
+                events: h.events,
+                seen: Vec::new(),
+                addr,
+            }
+        };
+        let bob = peer(&rt, "bob", "Bob", bob_answers);
+        let carol = peer(&rt, "carol", "Carol", false);
+        let alice = rt
+            .block_on(phone_driver::start(PhoneConfig {
+                account: account("alice", "Alice", park_port, false),
+                listen: "127.0.0.1:0".parse().expect("addr"),
+                ca_file: None,
+                audio: Default::default(),
+            }))
+            .expect("alice's engine");
+        let clipboard = MemoryClipboard::default();
+        let app = OrbitApp::new(AppOptions {
+            runtime: rt.handle().clone(),
+            config_dir: None,
+            clipboard: Box::new(clipboard.clone()),
+            start: Start::Running {
+                phone: alice,
+                registers: false,
+            },
+            dial: None,
+            listen: "127.0.0.1:0".parse().expect("addr"),
+        });
+        let harness = Harness::builder()
+            .with_size(egui::vec2(1000.0, 720.0))
+            .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
+        (
+            World {
+                rt,
+                _park: park,
+                park_port,
+                bob,
+                carol,
+                clipboard,
+            },
+            harness,
+        )
+    }
+
+    fn orbit_uri(&self, orbit: &str) -> String {
+        format!("sip:{orbit}@127.0.0.1:{}", self.park_port)
+    }
+}
+
+/// Run frames until `pred` holds (the engine works in real time on its own threads).
+fn step_until(
+    h: &mut Harness<'_, OrbitApp>,
+    what: &str,
+    pred: impl Fn(&Harness<'_, OrbitApp>) -> bool,
+) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        h.step();
+        if pred(h) {
+            h.step();
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "window never showed {what}; model: {:#?}",
+                h.state().model()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn shows(h: &Harness<'_, OrbitApp>, label: &str) -> bool {
+    h.query_all_by_label(label).next().is_some()
+}
+
+fn shows_part(h: &Harness<'_, OrbitApp>, part: &str) -> bool {
+    h.query_all_by_label_contains(part).next().is_some()
+}
+
+fn click(h: &mut Harness<'_, OrbitApp>, label: &str) {
+    h.get_by_label(label).click();
+    h.step();
+    h.step();
+}
+
+/// Type into the dial field and press Call.
+fn dial(h: &mut Harness<'_, OrbitApp>, target: &str) {
+    let field = h.get_by_label("Number or SIP address");
+    field.click();
+    h.step();
+    h.get_by_label("Number or SIP address").type_text(target);
+    h.step();
+    click(h, "Call");
+}
+
+/// Bob calls the window; it answers from the popup; wait until the call is up.
+fn bob_calls(w: &mut World, h: &mut Harness<'_, OrbitApp>) {
+    let target = format!("sip:alice@{}", alice_addr(h));
+    w.bob.send(&w.rt, Command::Dial { target });
+    step_until(h, "the incoming popup", |h| shows(h, "Bob is calling"));
+    click(h, "Answer");
+    step_until(h, "the conversation window", |h| shows(h, "Call with Bob"));
+    step_until(h, "the call connected", |h| shows_part(h, "Connected"));
+    w.bob.wait(&w.rt, "established", |e| {
+        matches!(e, Event::CallEstablished { .. })
+    });
+}
+
+#[test]
+fn answer_park_copy_and_picked_up_by_carol() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    h.check_accessibility();
+
+    click(&mut h, "Park");
+    step_until(&mut h, "Parked on 7000", |h| {
+        shows(h, "Parked on") && shows(h, "7000")
+    });
+    assert!(
+        shows_part(&h, "Rings you back in"),
+        "a countdown to ring-back"
+    );
+    // The Parked calls panel lists it too: the orbit link, the party.
+    assert_eq!(
+        h.get_all_by_label("7000").count(),
+        2,
+        "orbit link in the conversation and in the Parked calls panel"
+    );
+    h.check_accessibility();
+
+    click(&mut h, "Copy");
+    let expected = format!(
+        "Parked call from Bob on 7000 — dial 7000 or open {}",
+        w.orbit_uri("7000")
+    );
+    assert_eq!(w.clipboard.text().as_deref(), Some(expected.as_str()));
+    step_until(&mut h, "Copied feedback", |h| shows_part(h, "Copied"));
+
+    // Carol dials the orbit: the window follows the park to its end.
+    let orbit = w.orbit_uri("7000");
+    w.carol.send(&w.rt, Command::Dial { target: orbit });
+    let up = w.carol.wait(&w.rt, "call established", |e| {
+        matches!(e, Event::CallEstablished { .. })
+    });
+    let Event::CallEstablished { party, .. } = up else {
+        unreachable!()
+    };
+    assert!(party.contains("bob"), "Carol talks to Bob: {party}");
+    step_until(&mut h, "Picked up by Carol", |h| {
+        shows_part(h, "Picked up by Carol at ")
+    });
+    assert!(!shows(&h, "Parked on"), "no longer parked");
+    assert!(shows(&h, "No parked calls"));
+    // The window stays until closed.
+    click(&mut h, "Close");
+    step_until(&mut h, "the window closed", |h| !shows(h, "Call with Bob"));
+}
+
+#[test]
+fn enter_dials_hold_resume_and_hang_up() {
+    let (mut w, mut h) = World::new(true, |_| {});
+    let field = h.get_by_label("Number or SIP address");
+    field.click();
+    h.step();
+    h.get_by_label("Number or SIP address")
+        .type_text(&w.bob.uri("bob"));
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    step_until(&mut h, "the call connected", |h| {
+        shows(h, "Call with bob") && shows_part(h, "Connected")
+    });
+
+    click(&mut h, "Hold");
+    step_until(&mut h, "On hold", |h| shows_part(h, "On hold"));
+    click(&mut h, "Resume");
+    step_until(&mut h, "Connected again", |h| {
+        shows_part(h, "Connected") && shows(h, "Hold")
+    });
+
+    click(&mut h, "Keypad");
+    step_until(&mut h, "the keypad", |h| {
+        h.query_all_by_label_contains("Keypad for call").count() == 12
+    });
+    h.check_accessibility();
+    h.get_by_label_contains("Keypad for call 1 5").click();
+    h.step();
+    w.bob.wait(
+        &w.rt,
+        "the digit",
+        |e| matches!(e, Event::DtmfReceived { digit, .. } if digit == "5"),
+    );
+
+    click(&mut h, "Hang up");
+    w.bob.wait(&w.rt, "the call ended", |e| {
+        matches!(e, Event::CallEnded { .. })
+    });
+    step_until(&mut h, "the end", |h| {
+        shows_part(h, "Call ended: You hung up")
+    });
+    step_until(&mut h, "recent calls", |h| {
+        h.query_by_label("Call bob again").is_some()
+    });
+}
+
+#[test]
+fn esc_cancels_a_ringing_outgoing_call() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    dial(&mut h, &w.bob.uri("bob"));
+    w.bob.wait(&w.rt, "the incoming call", |e| {
+        matches!(e, Event::CallIncoming { .. })
+    });
+    step_until(&mut h, "ringing", |h| {
+        shows(h, "Ringing…") || shows(h, "Calling…")
+    });
+    h.key_press(egui::Key::Escape);
+    h.step();
+    w.bob.wait(&w.rt, "the call cancelled", |e| {
+        matches!(e, Event::CallEnded { .. })
+    });
+    step_until(&mut h, "Cancelled", |h| {
+        shows_part(h, "Call ended: Cancelled")
+    });
+}
+
+#[test]
+fn ring_back_is_labelled_and_answering_takes_the_call_back() {
+    let (mut w, mut h) = World::new(false, |c| {
+        c.park.timeout = Duration::from_secs(2);
+        c.park.ringback_attempts = 3;
+        c.park.ringback_ring = Duration::from_secs(30);
+    });
+    bob_calls(&mut w, &mut h);
+    // Ctrl+P parks the active call.
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::P);
+    h.step();
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
+    step_until(&mut h, "the ring-back popup", |h| {
+        shows(h, "Parked call returning from 7000 — Bob (attempt 1 of 3)")
+    });
+    step_until(&mut h, "Ringing you back", |h| {
+        shows(h, "Ringing you back (1 of 3)")
+    });
+    h.check_accessibility();
+    click(&mut h, "Answer");
+    step_until(&mut h, "picked up by me", |h| {
+        shows_part(h, "Picked up by you at ")
+    });
+    step_until(&mut h, "talking to Bob again", |h| {
+        shows_part(h, "Connected")
+    });
+    let _ = w.bob.wait(&w.rt, "still in a call", |e| {
+        matches!(e, Event::CallEstablished { .. })
+    });
+}
+
+#[test]
+fn orbit_link_picks_the_call_back_up() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
+    // The link in the conversation window (the first of the two "7000" links).
+    h.get_all_by_label("7000")
+        .next()
+        .expect("orbit link")
+        .click();
+    h.step();
+    step_until(&mut h, "picked up by me", |h| {
+        shows_part(h, "Picked up by you at ")
+    });
+    step_until(&mut h, "a new call with Bob", |h| {
+        shows_part(h, "Connected")
+    });
+}
+
+#[test]
+fn park_failure_reads_no_free_orbit() {
+    let (mut w, mut h) = World::new(false, |c| {
+        c.orbits =
+            vec![orbitphone::park::orbits::OrbitRange::parse("7000", "7000").expect("range")];
+    });
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
+    // Carol calls; the popup answers it; parking it finds the only orbit taken.
+    let target = format!("sip:alice@{}", alice_addr(&h));
+    w.carol.send(&w.rt, Command::Dial { target });
+    step_until(&mut h, "the incoming popup", |h| {
+        shows(h, "Carol is calling")
+    });
+    h.check_accessibility();
+    click(&mut h, "Answer");
+    step_until(&mut h, "the call with Carol", |h| {
+        shows(h, "Call with Carol")
+    });
+    step_until(&mut h, "connected", |h| {
+        shows_part(h, "Connected") && h.query_by_label("Park").is_some()
+    });
+    w.carol.wait(&w.rt, "established", |e| {
+        matches!(e, Event::CallEstablished { .. })
+    });
+    click(&mut h, "Park");
+    step_until(&mut h, "the failure", |h| {
+        shows(h, "Park failed: no free orbit")
+    });
+}
+
+/// Where the window's engine listens.
+fn alice_addr(h: &Harness<'_, OrbitApp>) -> String {
+    h.state()
+        .local_sip()
+        .map(|a| a.to_string())
+        .expect("alice's engine is bound")
+}
+
+#[test]
+fn first_run_form_signs_in_and_never_saves_the_password() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let app = OrbitApp::new(AppOptions {
+        runtime: rt.handle().clone(),
+        config_dir: Some(dir.clone()),
+        clipboard: Box::new(MemoryClipboard::default()),
+        start: Start::Saved { password: None },
+        dial: None,
+        listen: "127.0.0.1:0".parse().expect("addr"),
+    });
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1000.0, 720.0))
+        .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
+    h.step();
+    assert!(
+        shows_part(&h, "set up your SIP account"),
+        "no saved account: the form shows"
+    );
+    assert!(
+        shows_part(&h, "no keyring support"),
+        "the form says where the password goes"
+    );
+    h.check_accessibility();
+    click(&mut h, "Sign in");
+    step_until(&mut h, "a readable problem", |h| {
+        shows(h, "Enter your SIP address, like alice@example.com")
+    });
+
+    for (label, text) in [
+        ("SIP address", "alice@127.0.0.1"),
+        ("Password", "s3cret-pw"),
+    ] {
+        h.get_by_label(label).click();
+        h.step();
+        h.get_by_label(label).type_text(text);
+        h.step();
+    }
+    // Direct calls only: no registrar on this machine.
+    click(
+        &mut h,
+        "Register with the server (off: direct calls by IP only)",
+    );
+    click(&mut h, "Sign in");
+    step_until(&mut h, "the main window", |h| {
+        shows(h, "Parked calls") && shows_part(h, "direct calls only")
+    });
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
+    assert!(saved.contains("alice@127.0.0.1"), "{saved}");
+    assert!(
+        !saved.contains("s3cret"),
+        "the password is never written: {saved}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn blind_transfer_from_the_conversation_window() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Transfer");
+    let carol = w.carol.uri("carol");
+    h.get_by_label("Transfer to").click();
+    h.step();
+    h.get_by_label("Transfer to").type_text(&carol);
+    h.step();
+    click(&mut h, "Transfer now");
+    let ev = w.bob.wait(&w.rt, "the REFER", |e| {
+        matches!(e, Event::TransferRequested { .. })
+    });
+    let Event::TransferRequested { target, .. } = ev else {
+        unreachable!()
+    };
+    assert!(target.contains("carol"), "{target}");
+    w.carol.wait(&w.rt, "Bob's call", |e| {
+        matches!(e, Event::CallIncoming { .. })
+    });
+    step_until(&mut h, "the transfer in progress", |h| {
+        shows(h, "Transferring…")
+    });
+    w.carol.send(&w.rt, Command::Answer { call: None });
+    w.carol.wait(&w.rt, "talking to Bob", |e| {
+        matches!(e, Event::CallEstablished { .. })
+    });
+    step_until(&mut h, "the transfer done", |h| {
+        shows_part(h, "Call ended: Transferred")
+    });
+}
+
+#[test]
+fn decline_from_the_popup() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    let target = format!("sip:alice@{}", alice_addr(&h));
+    w.bob.send(&w.rt, Command::Dial { target });
+    step_until(&mut h, "the incoming popup", |h| shows(h, "Bob is calling"));
+    click(&mut h, "Decline");
+    w.bob.wait(&w.rt, "the call declined", |e| {
+        matches!(e, Event::CallEnded { .. })
+    });
+    step_until(&mut h, "the popup gone", |h| !shows(h, "Bob is calling"));
+    step_until(&mut h, "a declined call", |h| shows_part(h, "declined"));
+}
