@@ -248,6 +248,31 @@ impl Engine {
         self.pump(now);
     }
 
+    /// The driver could not send to `peer` (connection refused, TLS handshake failed…):
+    /// every request waiting on that peer fails now with `reason`.
+    pub fn transport_failed(&mut self, now: Instant, peer: Peer, reason: &str) {
+        let keys: Vec<TxKey> = self.pending.iter().filter(|(_, p)| p.peer == peer).map(|(k, _)| k.clone()).collect();
+        if keys.is_empty() {
+            self.emit(Event::Error { message: reason.to_string(), call: None });
+        }
+        for key in keys {
+            let Some(p) = self.pending.remove(&key) else { continue };
+            match p.purpose {
+                Purpose::Register { expires } if expires > 0 => {
+                    self.reg = RegState::Failed;
+                    self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: reason.to_string() });
+                    self.timers.insert(Timer::RegisterRefresh, now + Duration::from_secs(30));
+                }
+                Purpose::Register { .. } => self.reg = RegState::Off,
+                Purpose::Invite { call } => self.end_call(call, reason),
+                Purpose::ParkSubscribe { call } => self.emit(Event::ParkFailed { call, reason: reason.to_string() }),
+                _ => self.emit(Event::Error { message: reason.to_string(), call: None }),
+            }
+        }
+        self.check_stopped();
+        self.pump(now);
+    }
+
     /// The driver could not bind an RTP socket.
     pub fn media_failed(&mut self, now: Instant, call: CallNo, reason: &str) {
         self.emit(Event::Error { message: format!("media: {reason}"), call: Some(call) });
