@@ -6,5 +6,6 @@ pub mod media_task;
 pub mod music_task;
 pub mod park_driver;
 pub mod phone_driver;
+pub mod serve;
 pub mod sip_socket;
 pub mod tls;

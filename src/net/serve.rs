@@ -1,0 +1,100 @@
+//! `orbitphone serve`: the registrar/proxy and the park service in one process, for the
+//! built-in local mode and small offices.
+
+use super::park_driver::{self, ParkHandle};
+use super::sip_socket::{Inbound, SipSockets};
+use crate::park::config::ParkConfig;
+use crate::registrar::{Output, Registrar, RegistrarConfig};
+use crate::sip::transport::Transport;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A running local server.
+pub struct ServeHandle {
+    /// The registrar's SIP address (point phones' `--proxy` here).
+    pub registrar: SocketAddr,
+    /// The park service.
+    pub park: ParkHandle,
+    /// The accounts (user, password) it accepts.
+    pub accounts: BTreeMap<String, String>,
+}
+
+/// Demo accounts of the local mode: you, and two colleagues to park with.
+pub fn demo_accounts() -> BTreeMap<String, String> {
+    ["me", "bob", "carol"].iter().map(|u| (u.to_string(), crate::sip::message::random_token(10))).collect()
+}
+
+/// Start the registrar on `listen` and the park service from `park` (whose
+/// `trusted_proxies` gets the registrar added, and whose users are the accounts).
+pub async fn start(listen: SocketAddr, mut park: ParkConfig) -> Result<ServeHandle, String> {
+    let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(1024);
+    let mut sockets = SipSockets::bind(listen, &[Transport::Udp, Transport::Tcp], None, in_tx)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let registrar_addr = sockets.local[&Transport::Udp];
+    park.service.trusted_proxies.push(registrar_addr);
+    let accounts = park.users.clone();
+    let orbit_prefixes = park.orbits.iter().map(|r| (r.lo, r.hi, r.digits)).collect();
+    let park_handle = park_driver::start(park).await?;
+    let park_addr = park_handle.local.get(&Transport::Udp).copied();
+    let cfg = RegistrarConfig {
+        domain: registrar_addr.to_string(),
+        local: registrar_addr,
+        users: accounts.clone(),
+        park_service: park_addr,
+        orbit_prefixes,
+        max_expires: 3600,
+        min_expires: 60,
+    };
+    let mut registrar = Registrar::new(Instant::now(), cfg);
+    tokio::spawn(async move {
+        while let Some(msg) = in_rx.recv().await {
+            registrar.handle_datagram(Instant::now(), &msg.data, msg.source);
+            while let Some(Output::Transmit { to, bytes }) = registrar.poll_output() {
+                if let Err(e) = sockets.send(to, bytes).await {
+                    tracing::warn!("registrar: {e}");
+                }
+            }
+        }
+    });
+    Ok(ServeHandle { registrar: registrar_addr, park: park_handle, accounts })
+}
+
+/// The park configuration of the local mode: orbits 7000–7099, everyone allowed, the
+/// service on a free port next to the registrar.
+pub fn local_park_config(domain: &str, ip: std::net::IpAddr, accounts: BTreeMap<String, String>) -> ParkConfig {
+    let mut cfg = ParkConfig::default_local(domain, SocketAddr::new(ip, 0));
+    cfg.service.listen.retain(|l| l.transport == "udp");
+    cfg.users = accounts;
+    cfg
+}
+
+/// `orbitphone serve`: run until SIGINT/SIGTERM.
+pub async fn run_forever(listen: SocketAddr, config: Option<ParkConfig>) -> anyhow::Result<()> {
+    let park = match config {
+        Some(c) => c,
+        None => {
+            let accounts = demo_accounts();
+            local_park_config(&listen.to_string(), listen.ip(), accounts)
+        }
+    };
+    let mut handle = start(listen, park).await.map_err(anyhow::Error::msg)?;
+    let park_addrs: Vec<String> = handle.park.local.iter().map(|(t, a)| format!("{t}:{a}")).collect();
+    println!("orbit serve: registrar on udp:{} (and tcp), park service on {}", handle.registrar, park_addrs.join(", "));
+    for (user, password) in &handle.accounts {
+        println!("account sip:{user}@{} password {password}", handle.registrar);
+    }
+    println!("orbits: dial 7000-7099 to retrieve; park with `park` in `orbitphone cli`");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    if let Some(stop) = handle.park.stop.take() {
+        let _ = stop.send(());
+    }
+    let _ = (&mut handle.park.done).await;
+    Ok(())
+}
