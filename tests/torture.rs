@@ -9,7 +9,7 @@
 
 use orbitphone::phone::account::Account;
 use orbitphone::phone::{Engine, Output};
-use orbitphone::sip::message::{self, MessageExt, ParseError, SipMessage};
+use orbitphone::sip::message::{self, MessageExt, Method, ParseError, SipMessage};
 use orbitphone::sip::transaction::{Output as TxOutput, TransactionLayer};
 use orbitphone::sip::transport::{Frame, Peer, StreamFramer, Transport};
 use std::collections::HashMap;
@@ -363,6 +363,41 @@ fn escapes_and_nulls_stay_as_sent() {
         message::display_name(&req.header("From").unwrap()).as_deref(),
         Some("caller")
     );
+}
+
+#[test]
+fn escapes_go_out_as_they_came_in() {
+    // The typed URI re-encodes its userinfo when printed; it must not escape `%` twice.
+    let req = request("valid", "esc01");
+    let bytes = message::request_bytes(&req);
+    assert!(bytes.starts_with(b"INVITE sip:sips%3Auser%40example.com@example.net SIP/2.0\r\n"));
+    let req = message::request(
+        Method::Invite,
+        "sip:I%20have%20spaces@example.net",
+        vec![],
+        vec![],
+    )
+    .unwrap();
+    let bytes = message::request_bytes(&req);
+    assert!(bytes.starts_with(b"INVITE sip:I%20have%20spaces@example.net SIP/2.0\r\n"));
+}
+
+/// Choices beyond RFC 4475 made with the fixes for it, pinned here.
+#[test]
+fn liberal_where_it_is_harmless() {
+    let base = String::from_utf8(load("valid", "lwsdisp")).unwrap();
+    // An unquoted UTF-8 display name is not a token, but no separator hides in it.
+    let utf8 = base.replace("From: caller<", "From: Jürgen Müller <");
+    assert!(message::parse(utf8.as_bytes()).is_ok());
+    // A well-formed Date is fine in a request; a bad one only costs a response nothing.
+    let dated = base.replace("l: 0", "Date: Sat, 13 Nov 2010 23:29:00 GMT\r\nl: 0");
+    assert!(message::parse(dated.as_bytes()).is_ok());
+    let noreason = String::from_utf8(load("valid", "noreason")).unwrap();
+    let bad_date = noreason.replace(
+        "Content-Length: 0",
+        "Date: 13 Nov 2010 EST\r\nContent-Length: 0",
+    );
+    assert!(message::parse(bad_date.as_bytes()).is_ok());
 }
 
 #[test]

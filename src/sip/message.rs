@@ -88,11 +88,12 @@ fn raw_head(data: &[u8]) -> Result<RawHead<'_>, String> {
     let start_line = lines.next().unwrap_or_default();
     let mut headers: Vec<(String, String)> = Vec::new();
     let mut bad_lines = Vec::new();
-    if start_line.contains(['\r', '\n']) {
+    let bare_cr_lf = |line: &str| line.as_bytes().contains(&b'\r') || line.as_bytes().contains(&b'\n');
+    if bare_cr_lf(start_line) {
         bad_lines.push(start_line);
     }
     for line in lines {
-        if line.contains(['\r', '\n']) {
+        if bare_cr_lf(line) {
             // A bare CR or LF: the typed parser would end the line there, we would not.
             bad_lines.push(line);
             continue;
@@ -119,9 +120,11 @@ fn raw_head(data: &[u8]) -> Result<RawHead<'_>, String> {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b))
+    !s.is_empty() && s.bytes().all(is_token_byte)
+}
+
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
 }
 
 impl RawHead<'_> {
@@ -231,10 +234,10 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             return Err(bad(format!("CSeq method {} does not match {method}", cseq_method.unwrap_or_default())));
         }
     }
-    if let Some(mf) = raw.all("Max-Forwards").next() {
-        if mf.parse::<u8>().is_err() {
-            return Err(bad(format!("bad Max-Forwards {mf:?}")));
-        }
+    if let Some(mf) = raw.all("Max-Forwards").next()
+        && mf.parse::<u8>().is_err()
+    {
+        return Err(bad(format!("bad Max-Forwards {mf:?}")));
     }
     if let Some(cl) = raw.all("Content-Length").next() {
         match cl.parse::<usize>() {
@@ -243,10 +246,12 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             Err(_) => return Err(bad(format!("bad Content-Length {cl:?}"))),
         }
     }
-    if let Some(date) = raw.all("Date").next() {
-        if !is_sip_date(date) {
-            return Err(bad(format!("bad Date {date:?}")));
-        }
+    // Requests only: dropping a registrar's 200 over an informational header helps nobody.
+    if !is_response
+        && let Some(date) = raw.all("Date").next()
+        && !is_sip_date(date)
+    {
+        return Err(bad(format!("bad Date {date:?}")));
     }
     for name in ["From", "To"] {
         let v = raw.all(name).next().unwrap_or_default();
@@ -295,8 +300,9 @@ fn sip_uri_has_headers(uri: &str) -> bool {
 }
 
 /// A From/To/Contact value: name-addr or addr-spec, with the RFC 3261 §20.10 rules the
-/// typed parser skips: an unquoted display name is tokens only (RFC 4475 §3.1.2.15), and
-/// an addr-spec with `?` (or `,`) must be in `<>` (RFC 4475 §3.1.2.13).
+/// typed parser skips: an unquoted display name is tokens only (RFC 4475 §3.1.2.15; UTF-8
+/// is tolerated, separators are not), and an addr-spec with `?` (or `,`) must be in `<>`
+/// (RFC 4475 §3.1.2.13).
 fn is_address(value: &str) -> bool {
     let value = value.trim();
     if name_addr_uri(value).is_none() {
@@ -309,7 +315,8 @@ fn is_address(value: &str) -> bool {
                 return false;
             };
             let params = &value[open + close + 1..];
-            (name.starts_with('"') || name.split_whitespace().all(is_token))
+            let word_ok = |w: &str| w.bytes().all(|b| b >= 0x80 || is_token_byte(b));
+            (name.starts_with('"') || name.split_whitespace().all(word_ok))
                 && (params.trim().is_empty() || params.trim_start().starts_with(';'))
                 && params_ok(params)
         }
@@ -373,13 +380,13 @@ fn check_via(via: &str) -> Result<(), String> {
         Err(e) => e.to_string(),
     };
     let mut slashes = via.splitn(3, '/');
-    if let (Some(protocol), Some(version), Some(rest)) = (slashes.next(), slashes.next(), slashes.next()) {
-        if let Some((transport, sent_by)) = rest.trim_start().split_once(char::is_whitespace) {
-            if is_token(transport) && rsipstack::sip::Transport::try_from(transport).is_err() {
-                let known = format!("{protocol}/{version}/UDP {sent_by}");
-                return rsipstack::sip::typed::Via::parse(&known).map(|_| ()).map_err(|e| e.to_string());
-            }
-        }
+    if let (Some(protocol), Some(version), Some(rest)) = (slashes.next(), slashes.next(), slashes.next())
+        && let Some((transport, sent_by)) = rest.trim_start().split_once(char::is_whitespace)
+        && is_token(transport)
+        && rsipstack::sip::Transport::try_from(transport).is_err()
+    {
+        let known = format!("{protocol}/{version}/UDP {sent_by}");
+        return rsipstack::sip::typed::Via::parse(&known).map(|_| ()).map_err(|e| e.to_string());
     }
     Err(err)
 }
