@@ -112,6 +112,20 @@ fn park_by_pull_then_retrieve_by_dialling_the_orbit() {
 }
 
 #[test]
+fn busy_lamp_shows_occupied_and_freed_orbits() {
+    let mut net = setup(config(|_| {}));
+    net.cmd(CAROL, "watch-orbits");
+    park(&mut net);
+    assert!(
+        net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: true, parkee: Some(p) } if orbit == "7000" && p.contains("bob"))),
+        "{:?}",
+        net.events[CAROL]
+    );
+    net.cmd(CAROL, "retrieve sip:7000@127.0.0.1:5099");
+    assert!(net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: false, .. } if orbit == "7000")), "{:?}", net.events[CAROL]);
+}
+
+#[test]
 fn second_retriever_gets_404_and_a_reused_orbit_link_gets_410() {
     let mut net = setup(config(|_| {}));
     park(&mut net);

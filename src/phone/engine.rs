@@ -46,6 +46,7 @@ pub(crate) enum Purpose {
     Notify,
     Options,
     ParkSubscribe { call: CallNo },
+    WatchOrbits,
 }
 
 pub(crate) struct Pending {
@@ -104,6 +105,7 @@ pub struct Engine {
     pub(crate) stopping: bool,
     pub(crate) stopped: bool,
     pub(crate) park_clients: Vec<super::park_client::ParkClient>,
+    pub(crate) orbit_watch: Option<super::park_client::OrbitWatch>,
 }
 
 impl Engine {
@@ -128,6 +130,7 @@ impl Engine {
             stopping: false,
             stopped: false,
             park_clients: Vec::new(),
+            orbit_watch: None,
         }
     }
 
@@ -221,6 +224,7 @@ impl Engine {
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
             Command::Park { call } => self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established),
+            Command::WatchOrbits => self.watch_orbits(now),
             Command::Status => {
                 let calls = self
                     .calls
@@ -484,6 +488,11 @@ impl Engine {
             }
             Purpose::Refer { call } => self.on_refer_response(call, &resp),
             Purpose::ParkSubscribe { call } => self.on_park_subscribe_response(call, &pending.request, &resp),
+            Purpose::WatchOrbits => {
+                if code(&resp) >= 300 {
+                    self.emit(Event::Error { message: format!("watch-orbits: {} {}", code(&resp), message::status_text(&resp)), call: None });
+                }
+            }
             Purpose::Cancel | Purpose::Notify | Purpose::Options => {}
         }
     }
@@ -528,6 +537,7 @@ impl Engine {
             Purpose::ParkSubscribe { call } => {
                 self.emit(Event::ParkFailed { call, reason: format!("the park service at {peer} does not answer") })
             }
+            Purpose::WatchOrbits => self.emit(Event::Error { message: format!("watch-orbits: no answer from {peer}"), call: None }),
             Purpose::Cancel | Purpose::Notify => {}
         }
     }
