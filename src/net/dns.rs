@@ -518,8 +518,7 @@ pub async fn resolve_sip(
     if let Some(port) = port {
         return match addresses(ns, &host, port, system_allowed).await {
             Ok(addrs) => Ok(addrs),
-            Err(None) => Err(cannot("no A/AAAA records")),
-            Err(Some(e)) => Err(cannot(&e)),
+            Err(why) => Err(cannot(&why.describe("no A/AAAA records"))),
         };
     }
 
@@ -548,8 +547,7 @@ pub async fn resolve_sip(
     if srvs.is_empty() {
         return match addresses(ns, &host, default_port, system_allowed).await {
             Ok(addrs) => Ok(addrs),
-            Err(None) => Err(cannot("no SRV/A records")),
-            Err(Some(e)) => Err(cannot(&format!("no SRV records, and {e}"))),
+            Err(why) => Err(cannot(&why.describe("no SRV/A records"))),
         };
     }
     let usable: Vec<Srv> = srvs.into_iter().filter(|s| s.target != ".").collect();
@@ -577,10 +575,10 @@ pub async fn resolve_sip(
                     }
                 }
             }
-            Err(e) => problems.push(format!(
+            Err(why) => problems.push(format!(
                 "{}: {}",
                 srv.target,
-                e.unwrap_or_else(|| "no A/AAAA records".into())
+                why.describe("no A/AAAA records")
             )),
         }
     }
@@ -606,25 +604,50 @@ async fn system_lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String>
     }
 }
 
-/// A then AAAA addresses of `host` with `port`. `Err(None)`: DNS answered, no records;
-/// `Err(Some(why))`: it failed. With `system_allowed`, the system resolver is asked when
-/// DNS gives nothing.
+/// Why [`addresses`] found nothing.
+#[derive(Debug, Default)]
+struct NoAddress {
+    /// Queries that failed (empty: DNS answered that there are no such records).
+    dns: Vec<String>,
+    /// The system resolver's error, when it was asked.
+    system: Option<String>,
+}
+
+impl NoAddress {
+    /// `none` ("no A/AAAA records") when DNS answered, else what went wrong; then the
+    /// system resolver's error.
+    fn describe(&self, none: &str) -> String {
+        let head = if self.dns.is_empty() {
+            none.to_string()
+        } else {
+            self.dns.join("; ")
+        };
+        match &self.system {
+            Some(e) => format!("{head} (system resolver: {e})"),
+            None => head,
+        }
+    }
+}
+
+/// A then AAAA addresses of `host` with `port`. With `system_allowed`, the system
+/// resolver is asked when DNS gives nothing.
 async fn addresses(
     ns: SocketAddr,
     host: &str,
     port: u16,
     system_allowed: bool,
-) -> Result<Vec<SocketAddr>, Option<String>> {
+) -> Result<Vec<SocketAddr>, NoAddress> {
+    let mut why = NoAddress::default();
     if let Err(e) = check_name(host) {
-        return Err(Some(e));
+        why.dns.push(e);
+        return Err(why);
     }
     let (v4, v6) = tokio::join!(ips(ns, host, TYPE_A), ips(ns, host, TYPE_AAAA));
     let mut addrs = Vec::new();
-    let mut errors = Vec::new();
     for result in [v4, v6] {
         match result {
             Ok(ips) => addrs.extend(ips.into_iter().map(|ip| SocketAddr::new(ip, port))),
-            Err(e) => errors.push(e),
+            Err(e) => why.dns.push(e),
         }
     }
     if !addrs.is_empty() {
@@ -633,14 +656,10 @@ async fn addresses(
     if system_allowed {
         match system_lookup(host, port).await {
             Ok(addrs) => return Ok(addrs),
-            Err(e) => errors.push(format!("system resolver: {e}")),
+            Err(e) => why.system = Some(e),
         }
     }
-    if errors.is_empty() {
-        Err(None)
-    } else {
-        Err(Some(errors.join("; ")))
-    }
+    Err(why)
 }
 
 /// Addresses of type `qtype` (A or AAAA) of `host`, following CNAMEs.
@@ -1097,6 +1116,72 @@ mod tests {
             r.extend_from_slice(a);
         }
         r
+    }
+
+    /// An SRV answer (owner = the question) with an uncompressed target.
+    fn srv_answer(priority: u16, weight: u16, port: u16, target: &str) -> Vec<u8> {
+        let mut rdata = [priority, weight, port].map(u16::to_be_bytes).concat();
+        for label in target.split('.').filter(|l| !l.is_empty()) {
+            rdata.push(label.len() as u8);
+            rdata.extend_from_slice(label.as_bytes());
+        }
+        rdata.push(0);
+        let mut a = vec![0xC0, 12, 0, 33, 0, 1, 0, 0, 0, 60];
+        a.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+        a.extend_from_slice(&rdata);
+        a
+    }
+
+    #[tokio::test]
+    async fn srv_targets_in_priority_order_per_transport() {
+        let ns = fake_server(|q| {
+            let name = read_name(q, 12).ok()?.0;
+            let qtype = u16::from_be_bytes([*q.get(q.len() - 4)?, *q.get(q.len() - 3)?]);
+            let a = |ip: u8| vec![0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 127, 0, 0, ip];
+            let answers = match (name.as_str(), qtype) {
+                // TCP: three targets; the best one has no address and is skipped.
+                ("_sip._tcp.multi.example.test", TYPE_SRV) => vec![
+                    srv_answer(20, 0, 5070, "b.example.test"),
+                    srv_answer(10, 0, 5062, "a.example.test"),
+                    srv_answer(5, 0, 5064, "gone.example.test"),
+                ],
+                // UDP: another record, so the transport picks the SRV name.
+                ("_sip._udp.multi.example.test", TYPE_SRV) => {
+                    vec![srv_answer(1, 0, 5090, "b.example.test")]
+                }
+                ("_sips._tcp.dot.example.test", TYPE_SRV) => vec![srv_answer(0, 0, 0, "")],
+                ("a.example.test", TYPE_A) => vec![a(3)],
+                ("b.example.test", TYPE_A) => vec![a(2)],
+                _ => return Some(respond(q, 0x8183, &[])),
+            };
+            Some(respond(q, 0x8180, &answers))
+        });
+        let tcp = resolve_sip("multi.example.test", Transport::Tcp, Some(ns)).await;
+        assert_eq!(
+            tcp,
+            Ok(vec![
+                "127.0.0.3:5062".parse().unwrap(),
+                "127.0.0.2:5070".parse().unwrap()
+            ])
+        );
+        let udp = resolve_sip("multi.example.test", Transport::Udp, Some(ns)).await;
+        assert_eq!(udp, Ok(vec!["127.0.0.2:5090".parse().unwrap()]));
+        // An explicit port skips SRV: multi.example.test has no A record.
+        let err = resolve_sip("multi.example.test:5060", Transport::Udp, Some(ns))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            "cannot resolve multi.example.test:5060: no A/AAAA records"
+        );
+        // Target "." means: no SIP service here (RFC 2782).
+        let err = resolve_sip("dot.example.test", Transport::Tls, Some(ns))
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with("cannot resolve dot.example.test: ") && err.contains("no SIP service"),
+            "{err}"
+        );
     }
 
     #[tokio::test]
