@@ -1,5 +1,6 @@
-//! `orbitphone serve` (registrar + park service): three phones register with digest,
-//! call through the registrar (407), park, and retrieve by dialling the orbit.
+//! `orbitphone serve` (registrar + park service + the demo line): two phones register
+//! with digest, call the demo line "bob" through the registrar (407), park him, and
+//! retrieve him by dialling the orbit — and hear him afterwards.
 
 mod common;
 use common::*;
@@ -39,8 +40,10 @@ fn local_mode_register_call_park_and_retrieve() {
         o
     };
     let mut me = phone("me", &[]);
-    let _bob = phone("bob", &["--auto-answer"]);
-    let mut carol = phone("carol", &[]);
+    let dir = TempDir::new("serve");
+    let heard = dir.join("carol-heard.wav");
+    let heard_arg = heard.to_string_lossy().to_string();
+    let mut carol = phone("carol", &["--audio-out", &heard_arg]);
     me.send("dial bob");
     let call = me.wait_event("call_established", T)["call"].as_u64().unwrap();
     me.send(&format!("park {call}"));
@@ -52,6 +55,11 @@ fn local_mode_register_call_park_and_retrieve() {
     assert!(up["party"].as_str().unwrap().contains("bob"), "carol sees bob, not the orbit: {up}");
     let by = me.wait_event("park_retrieved", T);
     assert!(by["by"].as_str().unwrap().contains("carol"), "{by}");
+    std::thread::sleep(Duration::from_secs(2));
+    carol.send("quit");
+    carol.wait_event("stopped", T);
+    let level = wav_rms(&heard);
+    assert!(level > 0.01, "carol heard nothing from the demo line (rms {level})");
     let _ = serve.kill();
     let _ = serve.wait();
 }

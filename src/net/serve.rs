@@ -13,6 +13,8 @@ use tokio::sync::mpsc;
 
 /// A running local server.
 pub struct ServeHandle {
+    /// The demo lines (`bob` answers with a spoken message) when enabled.
+    pub demo_lines: Vec<super::phone_driver::PhoneHandle>,
     /// The registrar's SIP address (point phones' `--proxy` here).
     pub registrar: SocketAddr,
     /// The park service.
@@ -59,7 +61,7 @@ pub async fn start(listen: SocketAddr, mut park: ParkConfig) -> Result<ServeHand
             }
         }
     });
-    Ok(ServeHandle { registrar: registrar_addr, park: park_handle, accounts })
+    Ok(ServeHandle { registrar: registrar_addr, park: park_handle, accounts, demo_lines: Vec::new() })
 }
 
 /// The park configuration of the local mode: orbits 7000–7099, everyone allowed, the
@@ -71,16 +73,63 @@ pub fn local_park_config(domain: &str, ip: std::net::IpAddr, accounts: BTreeMap<
     cfg
 }
 
+/// The spoken message of the demo caller line: espeak-ng when installed, else the
+/// built-in music, written to a WAV file in the temp dir.
+fn demo_message() -> Option<std::path::PathBuf> {
+    let path = std::env::temp_dir().join(format!("orbit-demo-bob-{}.wav", std::process::id()));
+    let text = "Hello, this is Bob on the Orbit demo line. Press Park, then pick me up again by dialling the orbit.";
+    let spoken = std::process::Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&path).arg(text).output();
+    if spoken.is_ok_and(|o| o.status.success()) {
+        return Some(path);
+    }
+    let mut sink = crate::media::wav::WavSink::create(&path, 8000).ok()?;
+    sink.write(&crate::media::music::builtin_music(8000)).ok()?;
+    sink.finish().ok()?;
+    Some(path)
+}
+
+/// Start the demo lines against a running local server: `bob` answers every call and
+/// talks (a spoken message on a loop), so you can park him and pick him up again.
+pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
+    let Some(password) = handle.accounts.get("bob").cloned() else { return Ok(()) };
+    let account = crate::phone::account::Account {
+        aor: format!("sip:bob@{}", handle.registrar),
+        display_name: Some("Bob (demo line)".into()),
+        auth_user: "bob".into(),
+        password: Some(password),
+        transport: Transport::Udp,
+        outbound: Some(handle.registrar),
+        register: true,
+        expires: 3600,
+        auto_answer: true,
+        park_uri: None,
+        keepalive_secs: 0,
+    };
+    let audio = super::media_task::AudioIo { input: demo_message(), output: None, ..Default::default() };
+    let cfg = super::phone_driver::PhoneConfig { account, listen: SocketAddr::new(handle.registrar.ip(), 0), ca_file: None, audio };
+    let mut line = super::phone_driver::start(cfg).await?;
+    // Nobody reads the demo line's events; drain them so its engine never waits.
+    let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    handle.demo_lines.push(line);
+    Ok(())
+}
+
 /// `orbitphone serve`: run until SIGINT/SIGTERM.
 pub async fn run_forever(listen: SocketAddr, config: Option<ParkConfig>) -> anyhow::Result<()> {
-    let park = match config {
+    let park = match config.clone() {
         Some(c) => c,
         None => {
             let accounts = demo_accounts();
             local_park_config(&listen.to_string(), listen.ip(), accounts)
         }
     };
+    let demo = config.is_none();
     let mut handle = start(listen, park).await.map_err(anyhow::Error::msg)?;
+    if demo {
+        start_demo_lines(&mut handle).await.map_err(anyhow::Error::msg)?;
+        println!("demo line: call bob (he answers and talks) to try park and retrieve");
+    }
     let park_addrs: Vec<String> = handle.park.local.iter().map(|(t, a)| format!("{t}:{a}")).collect();
     println!("orbit serve: registrar on udp:{} (and tcp), park service on {}", handle.registrar, park_addrs.join(", "));
     for (user, password) in &handle.accounts {
