@@ -58,6 +58,8 @@ async fn latency(cycles: usize) {
     cfg.service.listen.retain(|l| l.transport == "udp");
     // All retrievals come from one loopback address: lift the anti-scanning limit.
     cfg.limits.retrieve_attempts_per_minute = u32::MAX;
+    cfg.orbits = vec![orbitphone::park::orbits::OrbitRange::parse("10000", "19999").expect("range")];
+    cfg.park.timeout = Duration::from_secs(600);
     for u in ["alice", "bob", "carol"] {
         cfg.users.insert(u.into(), format!("{u}-pw"));
     }
@@ -85,6 +87,22 @@ async fn latency(cycles: usize) {
         until(&mut alice, |e| matches!(e, Event::ParkRetrieved { .. })).await;
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(2), bob.events.recv()).await {}
     }
+    // Memory: park 1,000 calls and leave them parked.
+    let before = rss_kb();
+    let parked = 1000;
+    for _ in 0..parked {
+        alice.commands.send(Command::Dial { target: format!("sip:bob@{bob_addr}") }).await.unwrap();
+        let Event::CallEstablished { call, .. } = until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await else { unreachable!() };
+        alice.commands.send(Command::Park { call: Some(call) }).await.unwrap();
+        until(&mut alice, |e| matches!(e, Event::Parked { .. })).await;
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), bob.events.recv()).await {}
+    }
+    let after = rss_kb();
+    println!(
+        "memory: {parked} calls parked: +{} KB RSS for the whole process (service + parker + parkee engines), {:.1} KB per parked call (upper bound)",
+        after.saturating_sub(before),
+        after.saturating_sub(before) as f64 / parked as f64
+    );
     println!(
         "park   (park command -> parked event), {cycles} cycles: p50 {:.2} ms, p99 {:.2} ms (target p50 <= 10 ms)",
         percentile(&mut park_ms.clone(), 0.5),

@@ -311,3 +311,28 @@ fn random_sequences_leave_no_orbit_or_park_behind() {
     // The sequences must actually exercise the service, or the property says nothing.
     assert!(parks >= 10 && retrieved >= 3, "only {parks} parks and {retrieved} retrievals");
 }
+
+#[test]
+fn retrieve_attempts_are_rate_limited_per_source() {
+    let mut net = setup(config(|c| c.limits.retrieve_attempts_per_minute = 5));
+    for orbit in 7010..7016 {
+        net.cmd(CAROL, &format!("dial sip:{orbit}@127.0.0.1:5099"));
+    }
+    let refusals: Vec<String> = net.events[CAROL]
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusals.iter().filter(|r| r.starts_with("404")).count(), 5, "{refusals:?}");
+    assert_eq!(refusals.iter().filter(|r| r.starts_with("503")).count(), 1, "the 6th scan attempt is refused: {refusals:?}");
+    // A minute later the source may try again.
+    net.advance(Duration::from_secs(61));
+    net.cmd(CAROL, "dial sip:7020@127.0.0.1:5099");
+    assert!(net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404"))));
+    assert_eq!(
+        net.events[CAROL].iter().filter(|e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("503"))).count(),
+        1
+    );
+}
