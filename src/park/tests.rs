@@ -211,6 +211,9 @@ fn policy_and_orbit_exhaustion_are_readable_failures() {
     }));
     net.cmd(ALICE, "park");
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason.contains("not allowed"))), "{:?}", net.events[ALICE]);
+    // A failed park leaves an ordinary call: its end is not reported as "parked".
+    net.cmd(BOB, "hangup");
+    assert!(net.has(ALICE, |e| matches!(e, Event::CallEnded { reason, .. } if reason == "remote hangup")), "{:?}", net.events[ALICE]);
 
     let mut net = setup(config(|c| {
         c.orbits = vec![super::orbits::OrbitRange::parse("7000", "7000").unwrap()];

@@ -269,7 +269,10 @@ impl Engine {
                 }
                 Purpose::Register { .. } => self.reg = RegState::Off,
                 Purpose::Invite { call } => self.end_call(call, reason),
-                Purpose::ParkSubscribe { call } => self.emit(Event::ParkFailed { call, reason: reason.to_string() }),
+                Purpose::ParkSubscribe { call } => {
+                    self.park_clients.iter_mut().filter(|p| p.call == call).for_each(|p| (p.done, p.failed) = (true, true));
+                    self.emit(Event::ParkFailed { call, reason: reason.to_string() })
+                }
                 _ => self.emit(Event::Error { message: reason.to_string(), call: None }),
             }
         }
@@ -535,6 +538,7 @@ impl Engine {
                 }
             }
             Purpose::ParkSubscribe { call } => {
+                self.park_clients.iter_mut().filter(|p| p.call == call).for_each(|p| (p.done, p.failed) = (true, true));
                 self.emit(Event::ParkFailed { call, reason: format!("the park service at {peer} does not answer") })
             }
             Purpose::WatchOrbits => self.emit(Event::Error { message: format!("watch-orbits: no answer from {peer}"), call: None }),

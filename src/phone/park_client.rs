@@ -25,6 +25,8 @@ pub struct ParkClient {
     pub dialog: Option<Dialog>,
     /// A final notice arrived.
     pub done: bool,
+    /// The park failed: the call was never handed to the service.
+    pub failed: bool,
 }
 
 impl Engine {
@@ -66,6 +68,7 @@ impl Engine {
             local_tag: req.from_tag().unwrap_or_default(),
             dialog: None,
             done: false,
+            failed: false,
         });
         self.emit(Event::ParkPending { call: no });
         self.send(now, req, peer, Purpose::ParkSubscribe { call: no });
@@ -85,6 +88,7 @@ impl Engine {
             return;
         }
         pc.done = true;
+        pc.failed = true;
         let reason = match status {
             403 => format!("not allowed ({})", message::status_text(resp)),
             404 | 480 => "no park service answers at this address".to_string(),
@@ -125,6 +129,9 @@ impl Engine {
         if notice.is_final() {
             self.park_clients[idx].done = true;
         }
+        if matches!(notice, ParkNotice::Failed { .. }) {
+            self.park_clients[idx].failed = true;
+        }
         let event = match notice {
             ParkNotice::Parking => None,
             ParkNotice::Transfer { refer_to } => {
@@ -158,7 +165,7 @@ impl Engine {
 
     /// Whether a call has a park in progress or done (its end reads "parked").
     pub(crate) fn is_parked_call(&self, no: CallNo) -> bool {
-        self.park_clients.iter().any(|p| p.call == no)
+        self.park_clients.iter().any(|p| p.call == no && !p.failed)
     }
 }
 
