@@ -3,6 +3,7 @@
 //! `error` event; EOF on stdin un-registers, hangs up and exits cleanly.
 
 use crate::media::srtp::SrtpMode;
+use crate::net::dns;
 use crate::net::media_task::AudioIo;
 use crate::net::phone_driver::{self, PhoneConfig};
 use crate::phone::Command;
@@ -10,7 +11,7 @@ use crate::phone::Event;
 use crate::phone::account::{Account, uri_hostport};
 use crate::sip::transport::Transport;
 use std::io::Write;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use tokio::io::AsyncBufReadExt;
 
@@ -68,44 +69,111 @@ pub struct CliArgs {
     /// Park service URI (default sip:park@DOMAIN).
     #[arg(long)]
     pub park_uri: Option<String>,
+    /// DNS server for SRV/A lookups, IP:PORT (default: the first nameserver of
+    /// /etc/resolv.conf). Given, only it is asked (no system resolver). For tests.
+    #[arg(long, hide = true)]
+    pub dns_server: Option<SocketAddr>,
 }
 
 fn parse_srtp(s: &str) -> Result<SrtpMode, String> {
     s.parse()
 }
 
-/// Resolve `sip:host:port` / `host:port` / `host` to a socket address (DNS A/AAAA).
+/// Resolve `sip:host:port` / `host:port` / `host` to a socket address.
 pub async fn resolve(target: &str, transport: Transport) -> Result<SocketAddr, String> {
-    let hp = if target.contains(':') && (target.starts_with("sip:") || target.starts_with("sips:")) {
+    resolve_via(target, transport, None).await
+}
+
+/// Like [`resolve`], asking `dns_server` (default: /etc/resolv.conf's) for host names.
+///
+/// IP literals are used as they are. A host name without a port is looked up as RFC 3263
+/// says (SRV, then A/AAAA: [`dns::resolve_sip`]); `localhost` goes to the system
+/// resolver. `host:port` goes to the system resolver as well, unless a `dns_server` is
+/// given (then it is that server's A/AAAA).
+pub async fn resolve_via(
+    target: &str,
+    transport: Transport,
+    dns_server: Option<SocketAddr>,
+) -> Result<SocketAddr, String> {
+    let hp = if target.contains(':') && (target.starts_with("sip:") || target.starts_with("sips:"))
+    {
         uri_hostport(target).unwrap_or_default()
     } else {
         target.to_string()
     };
-    let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
-    let with_port = if hp.parse::<SocketAddr>().is_ok() || (hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1) {
-        hp.clone()
+    let is_ip = hp.parse::<SocketAddr>().is_ok()
+        || hp
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(&hp)
+            .parse::<IpAddr>()
+            .is_ok();
+    let has_port = hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1;
+    if is_ip || (has_port && dns_server.is_none()) {
+        return system_resolve(&hp, transport).await;
+    }
+    let addrs = dns::resolve_sip(&hp, transport, dns_server).await?;
+    tracing::debug!("{hp} ({transport}) resolves to {addrs:?}");
+    addrs
+        .first()
+        .copied()
+        .ok_or_else(|| format!("cannot resolve {hp}: no address"))
+}
+
+/// `host:port` / `host` / IP literal through the system resolver (`getaddrinfo`).
+async fn system_resolve(hp: &str, transport: Transport) -> Result<SocketAddr, String> {
+    let default_port = if transport == Transport::Tls {
+        5061
+    } else {
+        5060
+    };
+    let with_port = if hp.parse::<SocketAddr>().is_ok()
+        || (hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1)
+    {
+        hp.to_string()
     } else {
         format!("{hp}:{default_port}")
     };
-    let mut addrs = tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {hp}: {e}"))?;
-    addrs.next().ok_or_else(|| format!("cannot resolve {hp}: no address"))
+    let mut addrs = tokio::net::lookup_host(&with_port)
+        .await
+        .map_err(|e| format!("cannot resolve {hp}: {e}"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("cannot resolve {hp}: no address"))
 }
 
 /// Build the account from flags (resolving the proxy or registrar).
 pub async fn account_from_args(args: &CliArgs) -> Result<Account, String> {
-    let transport = Transport::parse(&args.transport).ok_or_else(|| format!("--transport: {:?} is not udp, tcp or tls", args.transport))?;
-    let aor = if args.account.starts_with("sip:") || args.account.starts_with("sips:") { args.account.clone() } else { format!("sip:{}", args.account) };
+    let transport = Transport::parse(&args.transport)
+        .ok_or_else(|| format!("--transport: {:?} is not udp, tcp or tls", args.transport))?;
+    let aor = if args.account.starts_with("sip:") || args.account.starts_with("sips:") {
+        args.account.clone()
+    } else {
+        format!("sip:{}", args.account)
+    };
     if rsipstack::sip::parse_uri(&aor).is_err() || !aor.contains('@') {
-        return Err(format!("--account: {aor:?} is not a SIP address like sip:alice@example.com"));
+        return Err(format!(
+            "--account: {aor:?} is not a SIP address like sip:alice@example.com"
+        ));
     }
     let password = match &args.password_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| format!("--password-env: environment variable {var} is not set"))?),
+        Some(var) => Some(
+            std::env::var(var)
+                .map_err(|_| format!("--password-env: environment variable {var} is not set"))?,
+        ),
         None => None,
     };
     let user = crate::phone::account::uri_user(&aor).unwrap_or_default();
     let outbound = match &args.proxy {
-        Some(p) => Some(resolve(p, transport).await?),
-        None if !args.no_register => Some(resolve(&uri_hostport(&aor).unwrap_or_default(), transport).await?),
+        Some(p) => Some(resolve_via(p, transport, args.dns_server).await?),
+        None if !args.no_register => Some(
+            resolve_via(
+                &uri_hostport(&aor).unwrap_or_default(),
+                transport,
+                args.dns_server,
+            )
+            .await?,
+        ),
         None => None,
     };
     Ok(Account {
@@ -124,7 +192,8 @@ pub async fn account_from_args(args: &CliArgs) -> Result<Account, String> {
 }
 
 fn print_event(ev: &Event) {
-    let line = serde_json::to_string(ev).unwrap_or_else(|e| format!(r#"{{"event":"error","message":"cannot encode event: {e}"}}"#));
+    let line = serde_json::to_string(ev)
+        .unwrap_or_else(|e| format!(r#"{{"event":"error","message":"cannot encode event: {e}"}}"#));
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
     let _ = out.flush();
@@ -148,7 +217,10 @@ pub async fn run(args: CliArgs) -> anyhow::Result<()> {
                     }
                 }
                 Ok(None) => {}
-                Err(message) => print_event(&Event::Error { message, call: None }),
+                Err(message) => print_event(&Event::Error {
+                    message,
+                    call: None,
+                }),
             }
         }
         // EOF: dropping the sender makes the engine quit cleanly.

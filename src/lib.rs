@@ -6,6 +6,7 @@ pub mod media;
 pub mod net;
 pub mod park;
 pub mod phone;
+pub mod registrar;
 pub mod sip;
 pub mod ui;
 

@@ -54,7 +54,14 @@ enum Cmd {
     /// The park service (orbits, music on hold, retrieve, ring-back).
     ParkService(ParkArgs),
     /// Registrar + park service for a small office or the built-in local mode.
-    Serve,
+    Serve {
+        /// A park service configuration (its [users] become the registrar's accounts).
+        #[arg(long)]
+        config: Option<std::path::PathBuf>,
+        /// Where the registrar listens.
+        #[arg(long, default_value = "127.0.0.1:5060")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(clap::Args)]
@@ -176,7 +183,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // The service's log is its admin's view of parks; the phone stays quiet by default.
-    let default_log = if matches!(args.command, Some(Cmd::ParkService(_))) { "info" } else { "warn" };
+    let default_log = if matches!(args.command, Some(Cmd::ParkService(_)) | Some(Cmd::Serve { .. })) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ORBIT_LOG").unwrap_or_else(|_| default_log.into()))
@@ -191,7 +198,10 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Some(Cmd::Cli(cli)) => rt.block_on(orbitphone::cli::run(*cli)),
         Some(Cmd::ParkService(args)) => park_service(&rt, args),
-        Some(Cmd::Serve) => Err(anyhow::anyhow!("`serve` (registrar + park service + demo lines) is not built yet (issue 6)")),
+        Some(Cmd::Serve { config, listen }) => match config.map(|c| orbitphone::park::config::ParkConfig::load(&c)).transpose() {
+            Ok(cfg) => rt.block_on(orbitphone::net::serve::run_forever(listen, cfg)),
+            Err(e) => Err(anyhow::anyhow!("{e}")),
+        },
         None => window(&rt, args.window),
     };
     match result {

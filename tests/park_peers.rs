@@ -61,8 +61,11 @@ fn pull_park_with_linphonec_and_retrieve_from_baresip_with_audio() {
     assert_eq!(parked["orbit_uri"], "sip:7000@127.0.0.1");
     assert!(parked["retrieve_uri"].as_str().unwrap().contains("park-token="));
     assert!(parked["parkee"].as_str().unwrap().contains("bob"));
-    let ended = a.wait(&"alice's leg ends", T, |v| is("call_ended")(v) && v["call"] == call);
-    assert_eq!(ended["reason"], "parked");
+    // Alice's own leg ends (the parkee's BYE may come before or after the parked notice).
+    let leg_ended = wait_until(T, Duration::from_millis(50), || {
+        a.all_events().into_iter().find(|v| is("call_ended")(v) && v["call"] == call)
+    });
+    assert_eq!(leg_ended.expect("alice's leg ends")["reason"], "parked");
 
     carol.dial("sip:7000@127.0.0.1");
     carol.expect_event("CALL_ESTABLISHED", T);
@@ -162,4 +165,85 @@ fn policy_refuses_users_not_allowed() {
     carol.send(&format!("park {call}"));
     let failed = carol.wait_event("park_failed", T);
     assert!(failed["reason"].as_str().unwrap().contains("not allowed"), "{failed}");
+}
+
+#[test]
+fn two_instances_behind_kamailio_each_own_their_range() {
+    use orbitphone::park::orbits::OrbitRange;
+    let users = [("alice", "alicepw"), ("bob", "bobpw"), ("carol", "carolpw"), ("dave", "davepw"), ("erin", "erinpw")];
+    let (pa, pb) = (free_port(), free_port());
+    let (sa, sb) = (format!("127.0.0.1:{pa}"), format!("127.0.0.1:{pb}"));
+    // The same range-to-regex code that `park-service kamailio-routes` uses.
+    let ra = OrbitRange::parse("7000", "7099").unwrap().to_regex();
+    let rb = OrbitRange::parse("7100", "7199").unwrap().to_regex();
+    let routes = [(ra.as_str(), sa.as_str()), ("^park$", sa.as_str()), (rb.as_str(), sb.as_str()), ("^park-b$", sb.as_str())];
+    let k = Kamailio::start_full(&users, &routes, &[&sa, &sb]);
+    let dir = TempDir::new("park-pools");
+    let cfg = |port: u16, first: &str, last: &str| {
+        format!(
+            "[service]\nlisten = [\"udp:127.0.0.1:{port}\"]\ndomain = \"127.0.0.1\"\ntrusted_proxies = [\"127.0.0.1:{}\"]\n[[orbits]]\nfirst = \"{first}\"\nlast = \"{last}\"\n[policy]\nallow = [\"alice\", \"dave\"]\n",
+            k.port()
+        )
+    };
+    let (da, db) = (dir.join("a"), dir.join("b"));
+    std::fs::create_dir_all(&da).unwrap();
+    std::fs::create_dir_all(&db).unwrap();
+    let _a = ParkProc::start(&da, pa, &cfg(pa, "7000", "7099"));
+    let _b = ParkProc::start(&db, pb, &cfg(pb, "7100", "7199"));
+    let proxy = k.proxy_uri();
+    let start = |user: &str, pw: &str, extra: &[&str]| {
+        let aor = format!("sip:{user}@127.0.0.1");
+        let mut args = vec!["--account", aor.as_str(), "--proxy", proxy.as_str()];
+        args.extend_from_slice(extra);
+        let o = Orbit::start(&args, Some(pw));
+        o.wait_event("registered", T);
+        o
+    };
+    let _bob = start("bob", "bobpw", &["--auto-answer"]);
+    let _erin = start("erin", "erinpw", &["--auto-answer"]);
+    let mut alice = start("alice", "alicepw", &[]);
+    let mut dave = start("dave", "davepw", &["--park-uri", "sip:park-b@127.0.0.1"]);
+    let mut carol = start("carol", "carolpw", &[]);
+    alice.send("dial bob");
+    let c1 = alice.wait_event("call_established", T)["call"].as_u64().unwrap();
+    alice.send(&format!("park {c1}"));
+    assert_eq!(alice.wait_event("parked", T)["orbit"], "7000");
+    dave.send("dial erin");
+    let c2 = dave.wait_event("call_established", T)["call"].as_u64().unwrap();
+    dave.send(&format!("park {c2}"));
+    assert_eq!(dave.wait_event("parked", T)["orbit"], "7100");
+    for (orbit, parker, parkee) in [("7000", &alice, "bob"), ("7100", &dave, "erin")] {
+        carol.send(&format!("retrieve {orbit}"));
+        let up = carol.wait_event("call_established", T);
+        assert!(up["party"].as_str().unwrap().contains(parkee), "{up}");
+        let by = parker.wait_event("park_retrieved", T);
+        assert!(by["by"].as_str().unwrap().contains("carol"));
+        carol.send(&format!("hangup {}", up["call"]));
+        carol.wait_event("call_ended", T);
+    }
+}
+
+#[test]
+fn check_refuses_overlapping_instances_and_routes_are_generated() {
+    let dir = TempDir::new("park-check");
+    let a = dir.join("a.toml");
+    let b = dir.join("b.toml");
+    let body = |first: &str, last: &str| {
+        format!("[service]\nlisten = [\"udp:127.0.0.1:5099\"]\ndomain = \"example.com\"\n\n[[orbits]]\nfirst = \"{first}\"\nlast = \"{last}\"\n\n[policy]\nallow = [\"*\"]\n")
+    };
+    std::fs::write(&a, body("7000", "7099")).unwrap();
+    std::fs::write(&b, body("7050", "7150")).unwrap();
+    let run = |args: &[&std::path::Path], sub: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orbitphone")).arg("park-service").arg(sub).args(args).output().unwrap()
+    };
+    let out = run(&[&a, &b], "check");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a.toml") && err.contains("b.toml") && err.contains("7050-7150") && err.contains("7000-7099"), "{err}");
+    std::fs::write(&b, body("7100", "7199")).unwrap();
+    let out = run(&[&a, &b], "check");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[&a, &b], "kamailio-routes");
+    let routes = String::from_utf8_lossy(&out.stdout);
+    assert!(routes.contains("route[ORBIT_ROUTES]") && routes.contains("$du") && routes.contains("7100-7199"), "{routes}");
 }

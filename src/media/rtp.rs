@@ -178,6 +178,20 @@ impl RtpSender {
         packet
     }
 
+    /// The 12-byte header of the next packet (no CSRC, no extension), then advances the
+    /// stream by `samples`: for senders that put one shared payload behind many headers.
+    pub fn header(&mut self, samples: u32, marker: bool, pt: u8) -> [u8; 12] {
+        let mut h = [0u8; 12];
+        h[0] = 0x80;
+        h[1] = (u8::from(marker) << 7) | (pt & 0x7F);
+        h[2..4].copy_from_slice(&self.sequence.to_be_bytes());
+        h[4..8].copy_from_slice(&self.timestamp.to_be_bytes());
+        h[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        self.sequence = self.sequence.wrapping_add(1);
+        self.advance(samples);
+        h
+    }
+
     /// Advances the stream clock without sending (silence, or time covered by a DTMF event).
     pub fn advance(&mut self, samples: u32) {
         self.timestamp = self.timestamp.wrapping_add(samples);
@@ -467,6 +481,21 @@ impl DtmfReceiver {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn shared_payload_header_matches_a_full_packet() {
+        let mut a = RtpSender::from_parts(0x1234_5678, 65535, 4_294_967_200);
+        let mut b = a.clone();
+        let payload = vec![0xFFu8; 160];
+        let full = a.next_packet(payload.clone(), 160, true, 0).to_bytes();
+        let mut shared = b.header(160, true, 0).to_vec();
+        shared.extend_from_slice(&payload);
+        assert_eq!(full, shared);
+        assert_eq!((a.sequence(), a.timestamp()), (b.sequence(), b.timestamp()));
+        let parsed = RtpPacket::parse(&shared).unwrap();
+        assert_eq!((parsed.sequence, parsed.marker, parsed.ssrc), (65535, true, 0x1234_5678));
+    }
+
     use super::*;
     use rand::{SeedableRng, rngs::StdRng};
 

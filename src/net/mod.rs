@@ -2,9 +2,11 @@
 //! sans-IO engine and park service, fulfils their requests (send bytes, bind RTP
 //! sockets, run media and music) and forwards commands and events to a face.
 
+pub mod dns;
 pub mod media_task;
 pub mod music_task;
 pub mod park_driver;
 pub mod phone_driver;
+pub mod serve;
 pub mod sip_socket;
 pub mod tls;

@@ -98,7 +98,9 @@ async fn run(
                 Output::Transmit { to, bytes } => {
                     if let Err(e) = sockets.send(to, bytes).await {
                         tracing::warn!("{e}");
-                        let _ = events.send(Event::Error { message: e, call: None }).await;
+                        // Fail what waits on that peer now, with the real reason, rather
+                        // than let it time out as "no answer".
+                        engine.transport_failed(Instant::now(), to, &e);
                     }
                 }
                 Output::Event(ev) => {

@@ -264,15 +264,12 @@ impl ParkService {
     /// INVITE without an offer (RFC 3725 flow I): whoever answers offers in the 2xx.
     fn ring(&mut self, now: Instant, id: ParkId, target: &str, to: &str) {
         let Some(park) = self.parks.get(&id) else { return };
-        let peer = match crate::sip::uri::uri_socket_addr(target, 5060) {
-            Some(addr) => Peer { transport: park.control_peer.transport, addr },
-            None => match self.cfg.service.trusted_proxies.first() {
-                Some(p) => Peer { transport: crate::sip::transport::Transport::Udp, addr: *p },
-                None => {
-                    self.on_ring_failed(now, id);
-                    return;
-                }
-            },
+        let peer = match (crate::sip::uri::uri_socket_addr(target, 5060), self.cfg.service.trusted_proxies.is_empty()) {
+            (_, false) | (Some(_), true) => self.outbound_peer(target, park.control_peer),
+            (None, true) => {
+                self.on_ring_failed(now, id);
+                return;
+            }
         };
         let orbit = park.orbit.clone().unwrap_or_default();
         let orbit_uri = self.orbit_uri(&orbit);

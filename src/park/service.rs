@@ -320,6 +320,15 @@ impl ParkService {
         peer_for(uri, fallback)
     }
 
+    /// Next hop for a request we originate (pull, ring-back, fallback): behind a proxy,
+    /// through it — it can resolve GRUUs and AORs we cannot — else straight to the URI.
+    pub(super) fn outbound_peer(&self, uri: &str, fallback: Peer) -> Peer {
+        match self.cfg.service.trusted_proxies.first() {
+            Some(proxy) => Peer { transport: Transport::Udp, addr: *proxy },
+            None => peer_for(uri, fallback),
+        }
+    }
+
     pub(super) fn send(&mut self, now: Instant, req: Request, peer: Peer, purpose: Purpose) -> TxKey {
         let key = self.tl.send_request(now, req.clone(), peer);
         if req.method != Method::Ack {
@@ -596,7 +605,7 @@ impl ParkService {
         let r = park.request.clone();
         let fallback_peer = park.control_peer;
         let target = r.target.clone();
-        let peer = self.peer_for(&target, fallback_peer);
+        let peer = self.outbound_peer(&target, fallback_peer);
         let body = self.music_offer(id);
         let replaces = format!("{};to-tag={};from-tag={}", r.call_id, r.remote_tag, r.local_tag);
         let from = format!("<sip:park@{}>;tag={}", self.domain(), new_tag());

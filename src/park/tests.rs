@@ -112,6 +112,20 @@ fn park_by_pull_then_retrieve_by_dialling_the_orbit() {
 }
 
 #[test]
+fn busy_lamp_shows_occupied_and_freed_orbits() {
+    let mut net = setup(config(|_| {}));
+    net.cmd(CAROL, "watch-orbits");
+    park(&mut net);
+    assert!(
+        net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: true, parkee: Some(p) } if orbit == "7000" && p.contains("bob"))),
+        "{:?}",
+        net.events[CAROL]
+    );
+    net.cmd(CAROL, "retrieve sip:7000@127.0.0.1:5099");
+    assert!(net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: false, .. } if orbit == "7000")), "{:?}", net.events[CAROL]);
+}
+
+#[test]
 fn second_retriever_gets_404_and_a_reused_orbit_link_gets_410() {
     let mut net = setup(config(|_| {}));
     park(&mut net);
@@ -197,6 +211,9 @@ fn policy_and_orbit_exhaustion_are_readable_failures() {
     }));
     net.cmd(ALICE, "park");
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason.contains("not allowed"))), "{:?}", net.events[ALICE]);
+    // A failed park leaves an ordinary call: its end is not reported as "parked".
+    net.cmd(BOB, "hangup");
+    assert!(net.has(ALICE, |e| matches!(e, Event::CallEnded { reason, .. } if reason == "remote hangup")), "{:?}", net.events[ALICE]);
 
     let mut net = setup(config(|c| {
         c.orbits = vec![super::orbits::OrbitRange::parse("7000", "7000").unwrap()];
@@ -237,4 +254,88 @@ fn shutdown_hangs_up_parked_calls_and_tells_parkers() {
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "service stopped")), "{:?}", net.events[ALICE]);
     assert_eq!(net.events[BOB].iter().filter(|e| matches!(e, Event::CallEnded { .. })).count(), 2);
     assert!(service(&net).is_stopped());
+}
+
+/// Property: whatever happens — parks, retrieves of random orbits, hang-ups on any side,
+/// time passing through ring-backs — once everybody hangs up and the timers run out, the
+/// orbit table and the park table are empty and no transaction is left.
+#[test]
+fn random_sequences_leave_no_orbit_or_park_behind() {
+    use rand::{Rng, SeedableRng};
+    let (mut parks, mut retrieved) = (0, 0);
+    for seed in 0..12u64 {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let mut net = setup(config(|_| {}));
+        net.phones[BOB].1.account.auto_answer = true;
+        for _ in 0..40 {
+            match rng.random_range(0..7) {
+                0 => net.cmd(ALICE, "dial sip:bob@127.0.0.1:5062"),
+                1 | 2 => {
+                    let live = net.phones[ALICE].1.calls.values().filter(|c| c.state == crate::phone::call::CallState::Established).map(|c| c.no).last();
+                    if let Some(c) = live {
+                        net.cmd(ALICE, &format!("park {c}"));
+                    }
+                }
+                3 => {
+                    let orbit = 7000 + rng.random_range(0..4);
+                    net.cmd(CAROL, &format!("dial sip:{orbit}@127.0.0.1:5099"));
+                }
+                4 => {
+                    let phone = [ALICE, BOB, CAROL][rng.random_range(0..3)];
+                    let live: Vec<u32> = net.phones[phone].1.calls.values().filter(|c| c.state != crate::phone::call::CallState::Ended).map(|c| c.no).collect();
+                    if !live.is_empty() {
+                        let c = live[rng.random_range(0..live.len())];
+                        net.cmd(phone, &format!("hangup {c}"));
+                    }
+                }
+                5 => {
+                    // Answer a ring-back now and then.
+                    let ringing = net.phones[ALICE].1.calls.values().filter(|c| c.state == crate::phone::call::CallState::Ringing).map(|c| c.no).last();
+                    if let Some(c) = ringing {
+                        net.cmd(ALICE, &format!("answer {c}"));
+                    }
+                }
+                _ => net.advance(Duration::from_secs(rng.random_range(1..45))),
+            }
+        }
+        for phone in [ALICE, BOB, CAROL] {
+            let live: Vec<u32> = net.phones[phone].1.calls.values().filter(|c| c.state != crate::phone::call::CallState::Ended).map(|c| c.no).collect();
+            for c in live {
+                net.cmd(phone, &format!("hangup {c}"));
+            }
+        }
+        net.advance(Duration::from_secs(300));
+        parks += net.events[ALICE].iter().filter(|e| matches!(e, Event::Parked { .. })).count();
+        retrieved += net.events[ALICE].iter().filter(|e| matches!(e, Event::ParkRetrieved { .. })).count();
+        let svc = service(&net);
+        assert_eq!((svc.parked_count(), svc.park_count()), (0, 0), "seed {seed}: leaked\n{:?}", net.park_logs);
+        assert_eq!(svc.transaction_count(), 0, "seed {seed}: transactions leaked");
+    }
+    // The sequences must actually exercise the service, or the property says nothing.
+    assert!(parks >= 10 && retrieved >= 3, "only {parks} parks and {retrieved} retrievals");
+}
+
+#[test]
+fn retrieve_attempts_are_rate_limited_per_source() {
+    let mut net = setup(config(|c| c.limits.retrieve_attempts_per_minute = 5));
+    for orbit in 7010..7016 {
+        net.cmd(CAROL, &format!("dial sip:{orbit}@127.0.0.1:5099"));
+    }
+    let refusals: Vec<String> = net.events[CAROL]
+        .iter()
+        .filter_map(|e| match e {
+            Event::CallEnded { reason, .. } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusals.iter().filter(|r| r.starts_with("404")).count(), 5, "{refusals:?}");
+    assert_eq!(refusals.iter().filter(|r| r.starts_with("503")).count(), 1, "the 6th scan attempt is refused: {refusals:?}");
+    // A minute later the source may try again.
+    net.advance(Duration::from_secs(61));
+    net.cmd(CAROL, "dial sip:7020@127.0.0.1:5099");
+    assert!(net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404"))));
+    assert_eq!(
+        net.events[CAROL].iter().filter(|e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("503"))).count(),
+        1
+    );
 }

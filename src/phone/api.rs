@@ -27,6 +27,8 @@ pub enum Command {
     TransferAttended { a: CallNo, b: CallNo },
     /// Park a call on the park service.
     Park { call: Option<CallNo> },
+    /// Watch the park service's orbits (busy-lamp, RFC 4235) and report changes.
+    WatchOrbits,
     /// Retrieve a parked call by orbit number or retrieve URI.
     Retrieve { target: String },
     /// Report registration and calls.
@@ -129,6 +131,13 @@ pub enum Event {
     ParkEnded { call: CallNo, reason: String },
     /// Park did not work; `reason` is readable (no free orbit, not allowed…).
     ParkFailed { call: CallNo, reason: String },
+    /// An orbit became occupied (`parkee` set) or free, seen through busy-lamp.
+    OrbitStatus {
+        orbit: String,
+        busy: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        parkee: Option<String>,
+    },
     /// Answer to `status`.
     Status {
         account: String,
@@ -173,10 +182,11 @@ impl Command {
                 Command::TransferAttended { a, b }
             }
             "park" => Command::Park { call: call_arg(0)? },
+            "watch-orbits" => Command::WatchOrbits,
             "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
             "status" => Command::Status,
             "quit" | "exit" => Command::Quit,
-            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, dtmf, transfer, transfer-attended, park, retrieve, status, quit)")),
+            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)")),
         };
         if let Some(d) = match &cmd {
             Command::Dtmf { digits, .. } => digits.chars().find(|c| !"0123456789*#ABCDabcd".contains(*c)),

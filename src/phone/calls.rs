@@ -419,7 +419,7 @@ impl Engine {
     // ---- in-dialog requests --------------------------------------------------------------
 
     pub(crate) fn on_in_dialog_request(&mut self, now: Instant, key: TxKey, req: Request, _source: Peer) {
-        if req.method == Method::Notify && self.on_park_notify(now, &key, &req) {
+        if req.method == Method::Notify && (self.on_park_notify(now, &key, &req) || self.on_orbit_notify(now, &key, &req)) {
             return;
         }
         let Some(no) = self.find_dialog_call(&req) else {

@@ -46,6 +46,7 @@ pub(crate) enum Purpose {
     Notify,
     Options,
     ParkSubscribe { call: CallNo },
+    WatchOrbits,
 }
 
 pub(crate) struct Pending {
@@ -104,6 +105,7 @@ pub struct Engine {
     pub(crate) stopping: bool,
     pub(crate) stopped: bool,
     pub(crate) park_clients: Vec<super::park_client::ParkClient>,
+    pub(crate) orbit_watch: Option<super::park_client::OrbitWatch>,
 }
 
 impl Engine {
@@ -128,6 +130,7 @@ impl Engine {
             stopping: false,
             stopped: false,
             park_clients: Vec::new(),
+            orbit_watch: None,
         }
     }
 
@@ -221,6 +224,7 @@ impl Engine {
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
             Command::Park { call } => self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established),
+            Command::WatchOrbits => self.watch_orbits(now),
             Command::Status => {
                 let calls = self
                     .calls
@@ -245,6 +249,34 @@ impl Engine {
     /// The driver bound an RTP socket for `call`.
     pub fn media_allocated(&mut self, now: Instant, call: CallNo, local_rtp: SocketAddr) {
         self.on_media_allocated(now, call, local_rtp);
+        self.pump(now);
+    }
+
+    /// The driver could not send to `peer` (connection refused, TLS handshake failed…):
+    /// every request waiting on that peer fails now with `reason`.
+    pub fn transport_failed(&mut self, now: Instant, peer: Peer, reason: &str) {
+        let keys: Vec<TxKey> = self.pending.iter().filter(|(_, p)| p.peer == peer).map(|(k, _)| k.clone()).collect();
+        if keys.is_empty() {
+            self.emit(Event::Error { message: reason.to_string(), call: None });
+        }
+        for key in keys {
+            let Some(p) = self.pending.remove(&key) else { continue };
+            match p.purpose {
+                Purpose::Register { expires } if expires > 0 => {
+                    self.reg = RegState::Failed;
+                    self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: reason.to_string() });
+                    self.timers.insert(Timer::RegisterRefresh, now + Duration::from_secs(30));
+                }
+                Purpose::Register { .. } => self.reg = RegState::Off,
+                Purpose::Invite { call } => self.end_call(call, reason),
+                Purpose::ParkSubscribe { call } => {
+                    self.park_clients.iter_mut().filter(|p| p.call == call).for_each(|p| (p.done, p.failed) = (true, true));
+                    self.emit(Event::ParkFailed { call, reason: reason.to_string() })
+                }
+                _ => self.emit(Event::Error { message: reason.to_string(), call: None }),
+            }
+        }
+        self.check_stopped();
         self.pump(now);
     }
 
@@ -459,6 +491,12 @@ impl Engine {
             }
             Purpose::Refer { call } => self.on_refer_response(call, &resp),
             Purpose::ParkSubscribe { call } => self.on_park_subscribe_response(call, &pending.request, &resp),
+            Purpose::WatchOrbits => {
+                // Not every server is an Orbit park service: log, don't alarm the user.
+                if code(&resp) >= 300 {
+                    tracing::info!("watch-orbits: {} {}", code(&resp), message::status_text(&resp));
+                }
+            }
             Purpose::Cancel | Purpose::Notify | Purpose::Options => {}
         }
     }
@@ -501,8 +539,10 @@ impl Engine {
                 }
             }
             Purpose::ParkSubscribe { call } => {
+                self.park_clients.iter_mut().filter(|p| p.call == call).for_each(|p| (p.done, p.failed) = (true, true));
                 self.emit(Event::ParkFailed { call, reason: format!("the park service at {peer} does not answer") })
             }
+            Purpose::WatchOrbits => tracing::info!("watch-orbits: no answer from {peer}"),
             Purpose::Cancel | Purpose::Notify => {}
         }
     }

@@ -25,6 +25,8 @@ pub struct ParkClient {
     pub dialog: Option<Dialog>,
     /// A final notice arrived.
     pub done: bool,
+    /// The park failed: the call was never handed to the service.
+    pub failed: bool,
 }
 
 impl Engine {
@@ -66,6 +68,7 @@ impl Engine {
             local_tag: req.from_tag().unwrap_or_default(),
             dialog: None,
             done: false,
+            failed: false,
         });
         self.emit(Event::ParkPending { call: no });
         self.send(now, req, peer, Purpose::ParkSubscribe { call: no });
@@ -85,6 +88,7 @@ impl Engine {
             return;
         }
         pc.done = true;
+        pc.failed = true;
         let reason = match status {
             403 => format!("not allowed ({})", message::status_text(resp)),
             404 | 480 => "no park service answers at this address".to_string(),
@@ -125,6 +129,9 @@ impl Engine {
         if notice.is_final() {
             self.park_clients[idx].done = true;
         }
+        if matches!(notice, ParkNotice::Failed { .. }) {
+            self.park_clients[idx].failed = true;
+        }
         let event = match notice {
             ParkNotice::Parking => None,
             ParkNotice::Transfer { refer_to } => {
@@ -158,6 +165,61 @@ impl Engine {
 
     /// Whether a call has a park in progress or done (its end reads "parked").
     pub(crate) fn is_parked_call(&self, no: CallNo) -> bool {
-        self.park_clients.iter().any(|p| p.call == no)
+        self.park_clients.iter().any(|p| p.call == no && !p.failed)
+    }
+}
+
+/// Our busy-lamp subscription to the park service's orbits.
+#[derive(Debug, Clone, Default)]
+pub struct OrbitWatch {
+    /// Call-ID of the subscription.
+    pub call_id: String,
+    /// Our tag.
+    pub local_tag: String,
+    /// Occupied orbits → parkee, as last reported.
+    pub busy: std::collections::BTreeMap<String, Option<String>>,
+}
+
+impl Engine {
+    /// `watch-orbits`: SUBSCRIBE `Event: dialog` to `sip:park@DOMAIN` (all orbits).
+    pub(crate) fn watch_orbits(&mut self, now: Instant) {
+        let uri = self.account.park_uri.clone().unwrap_or_else(|| format!("sip:park@{}", self.account.domain()));
+        let Some(peer) = self.route_for(&uri) else {
+            self.emit(Event::Error { message: format!("cannot reach the park service at {uri}"), call: None });
+            return;
+        };
+        let Some(mut req) = self.new_request(Method::Subscribe, &uri, format!("<{uri}>"), None, None, 1) else { return };
+        req.add_header("Event", "dialog");
+        req.add_header("Accept", "application/dialog-info+xml");
+        req.add_header("Expires", "3600");
+        self.orbit_watch = Some(OrbitWatch { call_id: req.call_id(), local_tag: req.from_tag().unwrap_or_default(), busy: Default::default() });
+        self.send(now, req, peer, Purpose::WatchOrbits);
+    }
+
+    /// A dialog-info NOTIFY for our orbit watch; false if it is not ours.
+    pub(crate) fn on_orbit_notify(&mut self, now: Instant, key: &TxKey, req: &Request) -> bool {
+        let Some(watch) = self.orbit_watch.as_ref() else { return false };
+        if watch.call_id != req.call_id() || req.to_tag().as_deref() != Some(watch.local_tag.as_str()) {
+            return false;
+        }
+        self.reply(now, key, req, 200, vec![]);
+        let Some(doc) = crate::sip::dialog_info::DialogInfo::parse(&req.body_text()) else { return true };
+        let now_busy: std::collections::BTreeMap<String, Option<String>> = doc
+            .dialogs
+            .iter()
+            .filter(|d| d.state != "terminated")
+            .map(|d| (d.id.trim_start_matches("orbit-").to_string(), d.remote_identity.clone()))
+            .collect();
+        let Some(watch) = self.orbit_watch.as_mut() else { return true };
+        let before = std::mem::replace(&mut watch.busy, now_busy.clone());
+        for (orbit, parkee) in &now_busy {
+            if before.get(orbit) != Some(parkee) {
+                self.emit(Event::OrbitStatus { orbit: orbit.clone(), busy: true, parkee: parkee.clone() });
+            }
+        }
+        for orbit in before.keys().filter(|o| !now_busy.contains_key(*o)) {
+            self.emit(Event::OrbitStatus { orbit: orbit.clone(), busy: false, parkee: None });
+        }
+        true
     }
 }

@@ -258,3 +258,26 @@ fn registrar_gone_is_timeout_then_recovers() {
     net.advance(Duration::from_secs(60));
     assert!(net.has(0, registered), "re-registers after the network comes back: {:?}", net.events[0]);
 }
+
+#[test]
+fn options_keepalive_runs_and_a_dead_path_triggers_re_registration() {
+    let mut net = SimNet::new();
+    net.registrar = Some(registrar(None));
+    let mut acc = account("alice", 5060);
+    acc.register = true;
+    acc.keepalive_secs = 10;
+    net.add(acc, 5060);
+    net.settle();
+    assert!(net.has(0, registered));
+    net.advance(Duration::from_secs(25));
+    let options = net.transmitted.iter().filter(|l| l.starts_with("OPTIONS ")).count();
+    assert!(options >= 2, "keepalives sent: {:?}", net.transmitted);
+    // The path dies: OPTIONS go unanswered, so the phone re-registers to find out.
+    net.take(0);
+    let registers_before = net.transmitted.iter().filter(|l| l.starts_with("REGISTER ")).count();
+    net.drop_rule = Some((Box::new(|b: &[u8]| b.starts_with(b"OPTIONS")), 1000));
+    net.advance(Duration::from_secs(60));
+    let registers_after = net.transmitted.iter().filter(|l| l.starts_with("REGISTER ")).count();
+    assert!(registers_after > registers_before, "no re-registration after keepalive loss");
+    assert!(net.has(0, registered), "{:?}", net.events[0]);
+}

@@ -269,6 +269,8 @@ impl OrbitApp {
             }
             // Learn the account's address for the status line.
             self.send(Command::Status);
+            // Busy-lamp of the orbits, when the server is an Orbit park service.
+            self.send(Command::WatchOrbits);
             if let Some(target) = self.pending_dial.take() {
                 self.send(Command::Dial { target });
             }

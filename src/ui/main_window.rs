@@ -148,6 +148,25 @@ pub fn keypad(ui: &mut egui::Ui, name: &str, key_width: f32) -> Option<&'static 
     pressed
 }
 
+/// Busy-lamp of the park service's orbits: who waits where; click to pick up.
+fn orbits_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
+    if model.orbits.is_empty() {
+        return;
+    }
+    ui.heading("Orbits");
+    for (orbit, parkee) in &model.orbits {
+        ui.horizontal(|ui| {
+            let link = ui.link(RichText::new(orbit.as_str()).strong()).on_hover_text(format!("Pick up the call on {orbit}"));
+            if link.clicked() {
+                actions.push(Action::Send(Command::Retrieve { target: orbit.clone() }));
+            }
+            let who = parkee.as_deref().map(text::bare_uri).unwrap_or_default();
+            ui.label(who.trim_start_matches("sip:").to_string());
+        });
+    }
+    ui.separator();
+}
+
 /// Dial entry, dial pad, Parked calls, Recent calls.
 pub fn show(
     ui: &mut egui::Ui,
@@ -166,6 +185,7 @@ pub fn show(
             ui.separator();
             parked_panel(ui, model, clock, view, actions);
             ui.separator();
+            orbits_panel(ui, model, actions);
             recent(ui, model, clock, actions);
         });
     egui::CentralPanel::default().show(ui, |ui| {

@@ -284,6 +284,8 @@ pub struct Model {
     pub stopped: bool,
     /// The history changed since the app last saved it.
     pub history_dirty: bool,
+    /// Occupied orbits seen through busy-lamp (`watch-orbits`), orbit → parked party.
+    pub orbits: BTreeMap<String, Option<String>>,
 }
 
 impl Default for Model {
@@ -303,6 +305,7 @@ impl Model {
             notices: Vec::new(),
             stopped: false,
             history_dirty: false,
+            orbits: BTreeMap::new(),
         }
     }
 
@@ -310,6 +313,13 @@ impl Model {
     pub fn apply(&mut self, ev: Event, clock: &Clock) {
         let now = clock.unix;
         match ev {
+            Event::OrbitStatus { orbit, busy, parkee } => {
+                if busy {
+                    self.orbits.insert(orbit, parkee);
+                } else {
+                    self.orbits.remove(&orbit);
+                }
+            }
             Event::Registered { account, expires } => {
                 self.account = account;
                 self.registration = Registration::Registered { expires };

@@ -302,7 +302,7 @@ fn timeout_of(m: &Machine) -> Option<Instant> {
 
 /// RFC 3581: record where a request really came from in its top Via, so responses go
 /// back to the NAT binding it used rather than the address the client believes it has.
-fn stamp_received(req: &mut Request, source: Peer) {
+pub fn stamp_received(req: &mut Request, source: Peer) {
     let Some(top) = req.header("Via") else { return };
     let sent_host = top
         .split_whitespace()

@@ -1,0 +1,149 @@
+//! `orbitphone serve`: the registrar/proxy and the park service in one process, for the
+//! built-in local mode and small offices.
+
+use super::park_driver::{self, ParkHandle};
+use super::sip_socket::{Inbound, SipSockets};
+use crate::park::config::ParkConfig;
+use crate::registrar::{Output, Registrar, RegistrarConfig};
+use crate::sip::transport::Transport;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Instant;
+use tokio::sync::mpsc;
+
+/// A running local server.
+pub struct ServeHandle {
+    /// The demo lines (`bob` answers with a spoken message) when enabled.
+    pub demo_lines: Vec<super::phone_driver::PhoneHandle>,
+    /// The registrar's SIP address (point phones' `--proxy` here).
+    pub registrar: SocketAddr,
+    /// The park service.
+    pub park: ParkHandle,
+    /// The accounts (user, password) it accepts.
+    pub accounts: BTreeMap<String, String>,
+}
+
+/// Demo accounts of the local mode: you, and two colleagues to park with.
+pub fn demo_accounts() -> BTreeMap<String, String> {
+    ["me", "bob", "carol"].iter().map(|u| (u.to_string(), crate::sip::message::random_token(10))).collect()
+}
+
+/// Start the registrar on `listen` and the park service from `park` (whose
+/// `trusted_proxies` gets the registrar added, and whose users are the accounts).
+pub async fn start(listen: SocketAddr, mut park: ParkConfig) -> Result<ServeHandle, String> {
+    let (in_tx, mut in_rx) = mpsc::channel::<Inbound>(1024);
+    let mut sockets = SipSockets::bind(listen, &[Transport::Udp, Transport::Tcp], None, in_tx)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let registrar_addr = sockets.local[&Transport::Udp];
+    park.service.trusted_proxies.push(registrar_addr);
+    let accounts = park.users.clone();
+    let orbit_prefixes = park.orbits.iter().map(|r| (r.lo, r.hi, r.digits)).collect();
+    let park_handle = park_driver::start(park).await?;
+    let park_addr = park_handle.local.get(&Transport::Udp).copied();
+    let cfg = RegistrarConfig {
+        domain: registrar_addr.to_string(),
+        local: registrar_addr,
+        users: accounts.clone(),
+        park_service: park_addr,
+        orbit_prefixes,
+        max_expires: 3600,
+        min_expires: 60,
+    };
+    let mut registrar = Registrar::new(Instant::now(), cfg);
+    tokio::spawn(async move {
+        while let Some(msg) = in_rx.recv().await {
+            registrar.handle_datagram(Instant::now(), &msg.data, msg.source);
+            while let Some(Output::Transmit { to, bytes }) = registrar.poll_output() {
+                if let Err(e) = sockets.send(to, bytes).await {
+                    tracing::warn!("registrar: {e}");
+                }
+            }
+        }
+    });
+    Ok(ServeHandle { registrar: registrar_addr, park: park_handle, accounts, demo_lines: Vec::new() })
+}
+
+/// The park configuration of the local mode: orbits 7000–7099, everyone allowed, the
+/// service on a free port next to the registrar.
+pub fn local_park_config(domain: &str, ip: std::net::IpAddr, accounts: BTreeMap<String, String>) -> ParkConfig {
+    let mut cfg = ParkConfig::default_local(domain, SocketAddr::new(ip, 0));
+    cfg.service.listen.retain(|l| l.transport == "udp");
+    cfg.users = accounts;
+    cfg
+}
+
+/// The spoken message of the demo caller line: espeak-ng when installed, else the
+/// built-in music, written to a WAV file in the temp dir.
+fn demo_message() -> Option<std::path::PathBuf> {
+    let path = std::env::temp_dir().join(format!("orbit-demo-bob-{}.wav", std::process::id()));
+    let text = "Hello, this is Bob on the Orbit demo line. Press Park, then pick me up again by dialling the orbit.";
+    let spoken = std::process::Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&path).arg(text).output();
+    if spoken.is_ok_and(|o| o.status.success()) {
+        return Some(path);
+    }
+    let mut sink = crate::media::wav::WavSink::create(&path, 8000).ok()?;
+    sink.write(&crate::media::music::builtin_music(8000)).ok()?;
+    sink.finish().ok()?;
+    Some(path)
+}
+
+/// Start the demo lines against a running local server: `bob` answers every call and
+/// talks (a spoken message on a loop), so you can park him and pick him up again.
+pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
+    let Some(password) = handle.accounts.get("bob").cloned() else { return Ok(()) };
+    let account = crate::phone::account::Account {
+        aor: format!("sip:bob@{}", handle.registrar),
+        display_name: Some("Bob (demo line)".into()),
+        auth_user: "bob".into(),
+        password: Some(password),
+        transport: Transport::Udp,
+        outbound: Some(handle.registrar),
+        register: true,
+        expires: 3600,
+        auto_answer: true,
+        park_uri: None,
+        keepalive_secs: 0,
+    };
+    let audio = super::media_task::AudioIo { input: demo_message(), output: None, ..Default::default() };
+    let cfg = super::phone_driver::PhoneConfig { account, listen: SocketAddr::new(handle.registrar.ip(), 0), ca_file: None, audio };
+    let mut line = super::phone_driver::start(cfg).await?;
+    // Nobody reads the demo line's events; drain them so its engine never waits.
+    let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    handle.demo_lines.push(line);
+    Ok(())
+}
+
+/// `orbitphone serve`: run until SIGINT/SIGTERM.
+pub async fn run_forever(listen: SocketAddr, config: Option<ParkConfig>) -> anyhow::Result<()> {
+    let park = match config.clone() {
+        Some(c) => c,
+        None => {
+            let accounts = demo_accounts();
+            local_park_config(&listen.to_string(), listen.ip(), accounts)
+        }
+    };
+    let demo = config.is_none();
+    let mut handle = start(listen, park).await.map_err(anyhow::Error::msg)?;
+    if demo {
+        start_demo_lines(&mut handle).await.map_err(anyhow::Error::msg)?;
+        println!("demo line: call bob (he answers and talks) to try park and retrieve");
+    }
+    let park_addrs: Vec<String> = handle.park.local.iter().map(|(t, a)| format!("{t}:{a}")).collect();
+    println!("orbit serve: registrar on udp:{} (and tcp), park service on {}", handle.registrar, park_addrs.join(", "));
+    for (user, password) in &handle.accounts {
+        println!("account sip:{user}@{} password {password}", handle.registrar);
+    }
+    println!("orbits: dial 7000-7099 to retrieve; park with `park` in `orbitphone cli`");
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    if let Some(stop) = handle.park.stop.take() {
+        let _ = stop.send(());
+    }
+    let _ = (&mut handle.park.done).await;
+    Ok(())
+}
