@@ -53,7 +53,7 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
-async fn latency(cycles: usize) {
+async fn latency(cycles: usize, parked: usize) {
     let mut cfg = ParkConfig::default_local("127.0.0.1", "127.0.0.1:0".parse().unwrap());
     cfg.service.listen.retain(|l| l.transport == "udp");
     // All retrievals come from one loopback address: lift the anti-scanning limit.
@@ -89,7 +89,6 @@ async fn latency(cycles: usize) {
     }
     // Memory: park 1,000 calls and leave them parked.
     let before = rss_kb();
-    let parked = 1000;
     for _ in 0..parked {
         alice.commands.send(Command::Dial { target: format!("sip:bob@{bob_addr}") }).await.unwrap();
         let Event::CallEstablished { call, .. } = until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await else { unreachable!() };
@@ -142,9 +141,16 @@ fn rss_kb() -> u64 {
 }
 
 fn main() {
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs a short smoke version.
+    let full = std::env::args().any(|a| a == "--bench");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let cycles = std::env::var("PARK_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
-    rt.block_on(latency(cycles));
+    let default_cycles = if full { 200 } else { 5 };
+    let cycles = std::env::var("PARK_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(default_cycles);
+    rt.block_on(latency(cycles, if full { 1000 } else { 10 }));
     let rt1 = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    rt1.block_on(music_capacity(10_000, 10));
+    if full {
+        rt1.block_on(music_capacity(10_000, 10));
+    } else {
+        rt1.block_on(music_capacity(100, 1));
+    }
 }

@@ -120,6 +120,51 @@ fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<
 }
 
 /// Open the desktop window; returns when it is closed.
+/// No account anywhere: start the built-in local service (registrar, park service, the
+/// demo line "bob") in this process and sign in as "me", so the phone works at once.
+fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<orbitphone::ui::Start> {
+    use orbitphone::net::serve;
+    let handle = rt.block_on(async {
+        let accounts = serve::demo_accounts();
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        // The registrar's own address is the domain; bind first to learn the port.
+        let probe = std::net::UdpSocket::bind((ip, 0))?;
+        let listen = probe.local_addr()?;
+        drop(probe);
+        let park = serve::local_park_config(&listen.to_string(), ip, accounts);
+        let mut h = serve::start(listen, park).await.map_err(anyhow::Error::msg)?;
+        serve::start_demo_lines(&mut h).await.map_err(anyhow::Error::msg)?;
+        anyhow::Ok(h)
+    })?;
+    let password = handle.accounts.get("me").cloned();
+    let account = orbitphone::phone::account::Account {
+        aor: format!("sip:me@{}", handle.registrar),
+        display_name: Some("Me".into()),
+        auth_user: "me".into(),
+        password,
+        transport: orbitphone::sip::transport::Transport::Udp,
+        outbound: Some(handle.registrar),
+        register: true,
+        expires: 3600,
+        auto_answer: false,
+        park_uri: None,
+        keepalive_secs: 0,
+    };
+    eprintln!(
+        "orbit: no account configured; local mode on {} — call \"bob\" (demo line), park him, pick him up from 7000. carol's password: {}",
+        handle.registrar,
+        handle.accounts.get("carol").map(String::as_str).unwrap_or("?")
+    );
+    // The service lives as long as the process.
+    std::mem::forget(handle);
+    Ok(orbitphone::ui::Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
+        account,
+        listen: "127.0.0.1:0".parse().expect("static address"),
+        ca_file: None,
+        audio: Default::default(),
+    })))
+}
+
 fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
     use orbitphone::ui::{self, AppOptions, OrbitApp, Start};
     let password = match &args.password_env {
@@ -141,7 +186,12 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             let account = rt.block_on(form.to_account(password)).map_err(anyhow::Error::msg)?;
             Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig { account, listen: args.listen, ca_file: None, audio: Default::default() }))
         }
-        None => Start::Saved { password },
+        None => {
+            let saved = ui::settings::config_dir()
+                .and_then(|d| ui::settings::Settings::load(&d).ok())
+                .is_some_and(|s| s.account().is_some());
+            if saved { Start::Saved { password } } else { local_mode(rt)? }
+        }
     };
     let theme = match args.theme.as_deref() {
         None => None,

@@ -258,12 +258,11 @@ fn answer_park_copy_and_picked_up_by_carol() {
         shows_part(&h, "Rings you back in"),
         "a countdown to ring-back"
     );
-    // The Parked calls panel lists it too: the orbit link, the party.
-    assert_eq!(
-        h.get_all_by_label("7000").count(),
-        2,
-        "orbit link in the conversation and in the Parked calls panel"
-    );
+    // The Parked calls panel lists it too (the orbit link, the party), and so does the
+    // busy-lamp Orbits panel fed by the park service's RFC 4235 NOTIFYs.
+    step_until(&mut h, "7000 in the conversation, the Parked calls panel and the Orbits panel", |h| {
+        h.get_all_by_label("7000").count() == 3
+    });
     h.check_accessibility();
 
     click(&mut h, "Copy");

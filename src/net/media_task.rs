@@ -90,6 +90,13 @@ pub enum MediaCommand {
         /// Keypad digits.
         digits: String,
     },
+    /// Mute or unmute a call's microphone (silence keeps the RTP stream going).
+    Mute {
+        /// The call.
+        call: CallNo,
+        /// Muted or not.
+        muted: bool,
+    },
     /// Stop everything and finish the output file.
     Shutdown,
 }
@@ -217,6 +224,8 @@ struct CallStream {
     dtmf_in: Option<DtmfReceiver>,
     /// Digits asked for before the DTMF payload type was known.
     queued_digits: String,
+    /// The user muted this call: send silence instead of the microphone.
+    muted: bool,
     recv_task: tokio::task::JoinHandle<()>,
 }
 
@@ -422,7 +431,8 @@ async fn run(
         let input = tokio::select! {
             cmd = rx.recv() => match cmd { Some(c) => Internal::Cmd(c), None => break },
             Some((call, from, data)) = pkt_rx.recv() => Internal::Packet { call, from, data },
-            _ = tick.tick() => Internal::Tick,
+            // No calls, no clock: an idle phone must not wake up 50 times a second.
+            _ = tick.tick(), if !calls.is_empty() => Internal::Tick,
         };
         let now_ms = start.elapsed().as_millis() as u64;
         match input {
@@ -433,8 +443,9 @@ async fn run(
                 };
                 let mut mix = vec![0i32; BUS_SAMPLES];
                 let mut any_playing = false;
+                let silence = [0i16; BUS_SAMPLES];
                 for stream in calls.values_mut() {
-                    stream.send_tick(now_ms, &mic);
+                    stream.send_tick(now_ms, if stream.muted { &silence } else { &mic });
                     let Some(params) = stream.params.as_ref() else {
                         continue;
                     };
@@ -475,6 +486,11 @@ async fn run(
                         }
                     }
                 });
+                if calls.is_empty() {
+                    // The clock was stopped while idle: restart it now, without a burst
+                    // of the ticks it skipped.
+                    tick.reset();
+                }
                 calls.insert(
                     call,
                     CallStream {
@@ -491,6 +507,7 @@ async fn run(
                         dtmf_out: None,
                         dtmf_in: None,
                         queued_digits: String::new(),
+                        muted: false,
                         recv_task,
                     },
                 );
@@ -513,6 +530,11 @@ async fn run(
                         }
                         None => s.queued_digits.push_str(&digits),
                     }
+                }
+            }
+            Internal::Cmd(MediaCommand::Mute { call, muted }) => {
+                if let Some(s) = calls.get_mut(&call) {
+                    s.muted = muted;
                 }
             }
             Internal::Cmd(MediaCommand::Shutdown) => break,

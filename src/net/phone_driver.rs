@@ -119,6 +119,7 @@ async fn run(
                 Output::MediaStart { call, params } => media.send(MediaCommand::Start { call, params }),
                 Output::MediaStop { call } => media.send(MediaCommand::Stop { call }),
                 Output::SendDtmf { call, digits } => media.send(MediaCommand::Dtmf { call, digits }),
+                Output::MediaMute { call, muted } => media.send(MediaCommand::Mute { call, muted }),
                 Output::Stopped => {
                     media.send(MediaCommand::Shutdown);
                     return;

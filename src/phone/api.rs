@@ -19,6 +19,8 @@ pub enum Command {
     Hold { call: Option<CallNo> },
     /// Take a call off hold.
     Resume { call: Option<CallNo> },
+    /// Mute (`on`) or unmute a call's microphone.
+    Mute { call: Option<CallNo>, on: bool },
     /// Send RFC 4733 digits.
     Dtmf { digits: String, call: Option<CallNo> },
     /// Blind transfer (REFER).
@@ -100,6 +102,8 @@ pub enum Event {
     CallHeld { call: CallNo, by: &'static str },
     /// The call is off hold.
     CallResumed { call: CallNo },
+    /// Our microphone on the call is muted or not.
+    CallMuted { call: CallNo, muted: bool },
     /// A transfer we started progressed (sipfrag status from the transferee).
     TransferProgress { call: CallNo, status: u16, reason: String },
     /// The far end asked us to call someone else (we were transferred).
@@ -174,6 +178,8 @@ impl Command {
             "hangup" | "bye" | "decline" => Command::Hangup { call: call_arg(0)? },
             "hold" => Command::Hold { call: call_arg(0)? },
             "resume" | "unhold" => Command::Resume { call: call_arg(0)? },
+            "mute" => Command::Mute { call: call_arg(0)?, on: true },
+            "unmute" => Command::Mute { call: call_arg(0)?, on: false },
             "dtmf" => Command::Dtmf { digits: need(0, "digits")?, call: call_arg(1)? },
             "transfer" => Command::Transfer { target: need(0, "target URI")?, call: call_arg(1)? },
             "transfer-attended" => {
@@ -186,7 +192,7 @@ impl Command {
             "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
             "status" => Command::Status,
             "quit" | "exit" => Command::Quit,
-            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)")),
+            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)")),
         };
         if let Some(d) = match &cmd {
             Command::Dtmf { digits, .. } => digits.chars().find(|c| !"0123456789*#ABCDabcd".contains(*c)),

@@ -30,6 +30,8 @@ pub enum Output {
     MediaStop { call: CallNo },
     /// Send RFC 4733 digits on a call.
     SendDtmf { call: CallNo, digits: String },
+    /// Mute or unmute a call's microphone.
+    MediaMute { call: CallNo, muted: bool },
     /// Everything is done after a `quit`: the driver may exit.
     Stopped,
 }
@@ -213,6 +215,14 @@ impl Engine {
             Command::Hangup { call } => self.with_call(call, |e, c| e.hangup(now, c, "local hangup"), |c| c.state != CallState::Ended),
             Command::Hold { call } => self.with_call(call, |e, c| e.hold(now, c, true), |c| c.state == CallState::Established),
             Command::Resume { call } => self.with_call(call, |e, c| e.hold(now, c, false), |c| c.state == CallState::Established),
+            Command::Mute { call, on } => self.with_call(
+                call,
+                |e, c| {
+                    e.out.push_back(Output::MediaMute { call: c, muted: on });
+                    e.emit(Event::CallMuted { call: c, muted: on });
+                },
+                |c| c.state == CallState::Established,
+            ),
             Command::Dtmf { digits, call } => self.with_call(
                 call,
                 |e, c| e.out.push_back(Output::SendDtmf { call: c, digits }),

@@ -281,3 +281,14 @@ fn options_keepalive_runs_and_a_dead_path_triggers_re_registration() {
     assert!(registers_after > registers_before, "no re-registration after keepalive loss");
     assert!(net.has(0, registered), "{:?}", net.events[0]);
 }
+
+#[test]
+fn mute_and_unmute_are_reported() {
+    let mut net = call_up();
+    net.cmd(0, "mute");
+    assert!(net.has(0, |e| matches!(e, Event::CallMuted { muted: true, .. })));
+    net.cmd(0, "unmute 1");
+    assert!(net.has(0, |e| matches!(e, Event::CallMuted { muted: false, .. })));
+    net.cmd(0, "mute 9");
+    assert!(net.has(0, |e| matches!(e, Event::Error { message, .. } if message == "no call 9")));
+}

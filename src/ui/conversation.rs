@@ -101,10 +101,10 @@ fn body(
         // Call controls only once the call is up; while it rings, Cancel/Hang up is all.
         if up {
             ui.horizontal_wrapped(|ui| {
-                ui.add_enabled(false, egui::Button::new("Mute"))
-                    .on_disabled_hover_text(
-                        "Mute is not available yet: the engine has no mute command",
-                    );
+                let mute_label = if call.muted { "Unmute" } else { "Mute" };
+                if ui.add_enabled(up, egui::Button::new(mute_label)).clicked() {
+                    actions.push(Action::Send(Command::Mute { call: Some(no), on: !call.muted }));
+                }
                 let hold_label = if call.held_local { "Resume" } else { "Hold" };
                 if ui.add_enabled(up, egui::Button::new(hold_label)).clicked() {
                     let cmd = if call.held_local {

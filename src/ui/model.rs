@@ -161,6 +161,8 @@ pub struct Call {
     pub held_local: bool,
     /// They hold it.
     pub held_remote: bool,
+    /// Our microphone is muted on this call.
+    pub muted: bool,
     /// Negotiated codec.
     pub codec: Option<String>,
     /// A parked call ringing us back.
@@ -189,6 +191,7 @@ impl Call {
             established: None,
             ended: None,
             held_local: false,
+            muted: false,
             held_remote: false,
             codec: None,
             recall: None,
@@ -389,6 +392,11 @@ impl Model {
                     } else {
                         c.held_remote = true;
                     }
+                }
+            }
+            Event::CallMuted { call, muted } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.muted = muted;
                 }
             }
             Event::CallResumed { call } => {
