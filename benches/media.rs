@@ -103,8 +103,7 @@ fn cpu_one_way(codec: &Codec, input: &[i16]) -> f64 {
     for (i, frame) in input.chunks_exact(BUS).enumerate() {
         let now = i as u64 * 20;
         let payload = path.encode(frame);
-        path.jitter
-            .push(now + 1, i as u16, (i as u32).wrapping_mul(step), payload);
+        path.jitter.push(now + 1, i as u16, (i as u32).wrapping_mul(step), payload);
         let out = path.play(now + 20);
         sink += i64::from(out[0]);
     }
@@ -178,8 +177,7 @@ fn added_latency_ms(codec: &Codec) -> Option<f64> {
         let now = i as u64 * 20;
         let payload = path.encode(frame);
         // Sent at the end of the tick that captured it, on the wire for 1 ms.
-        path.jitter
-            .push(now + 1, i as u16, (i as u32).wrapping_mul(step), payload);
+        path.jitter.push(now + 1, i as u16, (i as u32).wrapping_mul(step), payload);
         // The same tick plays: the receiver's tick runs right after arrival.
         output.extend(path.play(now + 1));
     }
@@ -194,30 +192,17 @@ fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     let secs = if full { 60 } else { 2 };
     let input = speechy(secs);
-    println!(
-        "media benchmark ({secs} s of audio per run{})",
-        if full { "" } else { ", smoke mode" }
-    );
+    println!("media benchmark ({secs} s of audio per run{})", if full { "" } else { ", smoke mode" });
 
-    for (name, codec) in [
-        ("opus", Codec::opus()),
-        ("pcmu", Codec::pcmu()),
-        ("pcma", Codec::pcma()),
-    ] {
+    for (name, codec) in [("opus", Codec::opus()), ("pcmu", Codec::pcmu()), ("pcma", Codec::pcma())] {
         // Warm up, then take the best of 3 to keep noise from other processes out.
         cpu_one_way(&codec, &input[..48000.min(input.len())]);
-        let best = (0..3)
-            .map(|_| cpu_one_way(&codec, &input))
-            .fold(f64::INFINITY, f64::min);
+        let best = (0..3).map(|_| cpu_one_way(&codec, &input)).fold(f64::INFINITY, f64::min);
         // Per call we encode our microphone and decode the peer: one one-way path.
         let per_call = best;
         println!(
             "cpu/{name:5}: encode+jitter+decode{} {:.1} ms per {secs} s of call = {:.2} % of one core per call",
-            if name == "opus" {
-                ""
-            } else {
-                "+resample 48k<->8k"
-            },
+            if name == "opus" { "" } else { "+resample 48k<->8k" },
             best * 1000.0,
             per_call / f64::from(secs) * 100.0
         );

@@ -5,8 +5,8 @@
 
 use orbitphone::net::media_task::AudioIo;
 use orbitphone::net::music_task::{self, MusicCommand};
-use orbitphone::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use orbitphone::net::park_driver;
+use orbitphone::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use orbitphone::park::config::ParkConfig;
 use orbitphone::phone::account::Account;
 use orbitphone::phone::{Command, Event};
@@ -32,13 +32,21 @@ fn account(user: &str, park: SocketAddr, auto_answer: bool) -> Account {
 }
 
 async fn phone(user: &str, park: SocketAddr, auto_answer: bool) -> PhoneHandle {
-    let cfg = PhoneConfig { account: account(user, park, auto_answer), listen: "127.0.0.1:0".parse().unwrap(), ca_file: None, audio: AudioIo::default() };
+    let cfg = PhoneConfig {
+        account: account(user, park, auto_answer),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ca_file: None,
+        audio: AudioIo::default(),
+    };
     phone_driver::start(cfg).await.expect("phone")
 }
 
 async fn until(h: &mut PhoneHandle, pred: impl Fn(&Event) -> bool) -> Event {
     loop {
-        let ev = tokio::time::timeout(Duration::from_secs(10), h.events.recv()).await.expect("event in time").expect("engine alive");
+        let ev = tokio::time::timeout(Duration::from_secs(10), h.events.recv())
+            .await
+            .expect("event in time")
+            .expect("engine alive");
         if std::env::var_os("PARK_BENCH_DEBUG").is_some() {
             eprintln!("{ev:?}");
         }
@@ -72,15 +80,25 @@ async fn latency(cycles: usize, parked: usize) {
     let (mut park_ms, mut retrieve_ms) = (vec![], vec![]);
     for _ in 0..cycles {
         alice.commands.send(Command::Dial { target: format!("sip:bob@{bob_addr}") }).await.unwrap();
-        let Event::CallEstablished { call, .. } = until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await else { unreachable!() };
+        let Event::CallEstablished { call, .. } =
+            until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await
+        else {
+            unreachable!()
+        };
         let t0 = Instant::now();
         alice.commands.send(Command::Park { call: Some(call) }).await.unwrap();
-        let Event::Parked { orbit_uri, .. } = until(&mut alice, |e| matches!(e, Event::Parked { .. })).await else { unreachable!() };
+        let Event::Parked { orbit_uri, .. } = until(&mut alice, |e| matches!(e, Event::Parked { .. })).await else {
+            unreachable!()
+        };
         park_ms.push(t0.elapsed().as_secs_f64() * 1000.0);
         let orbit_uri = orbit_uri.replace("127.0.0.1", &park_addr.to_string());
         let t1 = Instant::now();
         carol.commands.send(Command::Dial { target: orbit_uri }).await.unwrap();
-        let Event::CallEstablished { call: c, .. } = until(&mut carol, |e| matches!(e, Event::CallEstablished { .. })).await else { unreachable!() };
+        let Event::CallEstablished { call: c, .. } =
+            until(&mut carol, |e| matches!(e, Event::CallEstablished { .. })).await
+        else {
+            unreachable!()
+        };
         retrieve_ms.push(t1.elapsed().as_secs_f64() * 1000.0);
         carol.commands.send(Command::Hangup { call: Some(c) }).await.unwrap();
         until(&mut carol, |e| matches!(e, Event::CallEnded { .. })).await;
@@ -91,7 +109,11 @@ async fn latency(cycles: usize, parked: usize) {
     let before = rss_kb();
     for _ in 0..parked {
         alice.commands.send(Command::Dial { target: format!("sip:bob@{bob_addr}") }).await.unwrap();
-        let Event::CallEstablished { call, .. } = until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await else { unreachable!() };
+        let Event::CallEstablished { call, .. } =
+            until(&mut alice, |e| matches!(e, Event::CallEstablished { .. })).await
+        else {
+            unreachable!()
+        };
         alice.commands.send(Command::Park { call: Some(call) }).await.unwrap();
         until(&mut alice, |e| matches!(e, Event::Parked { .. })).await;
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(1), bob.events.recv()).await {}
@@ -136,7 +158,9 @@ async fn music_capacity(calls: u64, secs: u64) {
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }
 

@@ -95,38 +95,25 @@ pub async fn resolve_via(
     transport: Transport,
     dns_server: Option<SocketAddr>,
 ) -> Result<SocketAddr, String> {
-    let hp = if target.contains(':') && (target.starts_with("sip:") || target.starts_with("sips:"))
-    {
+    let hp = if target.contains(':') && (target.starts_with("sip:") || target.starts_with("sips:")) {
         uri_hostport(target).unwrap_or_default()
     } else {
         target.to_string()
     };
     let is_ip = hp.parse::<SocketAddr>().is_ok()
-        || hp
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(&hp)
-            .parse::<IpAddr>()
-            .is_ok();
+        || hp.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&hp).parse::<IpAddr>().is_ok();
     let has_port = hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1;
     if is_ip || (has_port && dns_server.is_none()) {
         return system_resolve(&hp, transport).await;
     }
     let addrs = dns::resolve_sip(&hp, transport, dns_server).await?;
     tracing::debug!("{hp} ({transport}) resolves to {addrs:?}");
-    addrs
-        .first()
-        .copied()
-        .ok_or_else(|| format!("cannot resolve {hp}: no address"))
+    addrs.first().copied().ok_or_else(|| format!("cannot resolve {hp}: no address"))
 }
 
 /// `host:port` / `host` / IP literal through the system resolver (`getaddrinfo`).
 async fn system_resolve(hp: &str, transport: Transport) -> Result<SocketAddr, String> {
-    let default_port = if transport == Transport::Tls {
-        5061
-    } else {
-        5060
-    };
+    let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
     let with_port = if hp.parse::<SocketAddr>().is_ok()
         || (hp.contains(':') && !hp.starts_with('[') && hp.matches(':').count() == 1)
     {
@@ -134,12 +121,8 @@ async fn system_resolve(hp: &str, transport: Transport) -> Result<SocketAddr, St
     } else {
         format!("{hp}:{default_port}")
     };
-    let mut addrs = tokio::net::lookup_host(&with_port)
-        .await
-        .map_err(|e| format!("cannot resolve {hp}: {e}"))?;
-    addrs
-        .next()
-        .ok_or_else(|| format!("cannot resolve {hp}: no address"))
+    let mut addrs = tokio::net::lookup_host(&with_port).await.map_err(|e| format!("cannot resolve {hp}: {e}"))?;
+    addrs.next().ok_or_else(|| format!("cannot resolve {hp}: no address"))
 }
 
 /// Build the account from flags (resolving the proxy or registrar).
@@ -152,28 +135,20 @@ pub async fn account_from_args(args: &CliArgs) -> Result<Account, String> {
         format!("sip:{}", args.account)
     };
     if rsipstack::sip::parse_uri(&aor).is_err() || !aor.contains('@') {
-        return Err(format!(
-            "--account: {aor:?} is not a SIP address like sip:alice@example.com"
-        ));
+        return Err(format!("--account: {aor:?} is not a SIP address like sip:alice@example.com"));
     }
     let password = match &args.password_env {
-        Some(var) => Some(
-            std::env::var(var)
-                .map_err(|_| format!("--password-env: environment variable {var} is not set"))?,
-        ),
+        Some(var) => {
+            Some(std::env::var(var).map_err(|_| format!("--password-env: environment variable {var} is not set"))?)
+        }
         None => None,
     };
     let user = crate::phone::account::uri_user(&aor).unwrap_or_default();
     let outbound = match &args.proxy {
         Some(p) => Some(resolve_via(p, transport, args.dns_server).await?),
-        None if !args.no_register => Some(
-            resolve_via(
-                &uri_hostport(&aor).unwrap_or_default(),
-                transport,
-                args.dns_server,
-            )
-            .await?,
-        ),
+        None if !args.no_register => {
+            Some(resolve_via(&uri_hostport(&aor).unwrap_or_default(), transport, args.dns_server).await?)
+        }
         None => None,
     };
     Ok(Account {
@@ -202,7 +177,8 @@ fn print_event(ev: &Event) {
 /// Run the CLI until `quit` or EOF.
 pub async fn run(args: CliArgs) -> anyhow::Result<()> {
     let account = account_from_args(&args).await.map_err(anyhow::Error::msg)?;
-    let audio = AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus, srtp: args.srtp };
+    let audio =
+        AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus, srtp: args.srtp };
     let cfg = PhoneConfig { account, listen: args.listen, ca_file: args.ca.clone(), audio };
     let mut phone = phone_driver::start(cfg).await.map_err(anyhow::Error::msg)?;
     let commands = phone.commands.clone();
@@ -217,10 +193,7 @@ pub async fn run(args: CliArgs) -> anyhow::Result<()> {
                     }
                 }
                 Ok(None) => {}
-                Err(message) => print_event(&Event::Error {
-                    message,
-                    call: None,
-                }),
+                Err(message) => print_event(&Event::Error { message, call: None }),
             }
         }
         // EOF: dropping the sender makes the engine quit cleanly.

@@ -3,7 +3,12 @@
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "orbitphone", version, about = "Orbit: a softphone with call park done right", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "orbitphone",
+    version,
+    about = "Orbit: a softphone with call park done right",
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
     #[command(subcommand)]
     command: Option<Cmd>,
@@ -85,10 +90,7 @@ fn load_all(files: &[std::path::PathBuf]) -> anyhow::Result<Vec<orbitphone::park
     if files.is_empty() {
         anyhow::bail!("name at least one configuration file");
     }
-    files
-        .iter()
-        .map(|f| orbitphone::park::config::ParkConfig::load(f).map_err(|e| anyhow::anyhow!("{e}")))
-        .collect()
+    files.iter().map(|f| orbitphone::park::config::ParkConfig::load(f).map_err(|e| anyhow::anyhow!("{e}"))).collect()
 }
 
 fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<()> {
@@ -102,7 +104,11 @@ fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<
                     eprintln!("warning: {w}");
                 }
             }
-            println!("ok: {} file(s), {} orbit range(s), no overlaps", configs.len(), configs.iter().map(|c| c.orbits.len()).sum::<usize>());
+            println!(
+                "ok: {} file(s), {} orbit range(s), no overlaps",
+                configs.len(),
+                configs.iter().map(|c| c.orbits.len()).sum::<usize>()
+            );
             Ok(())
         }
         Some(ParkAction::KamailioRoutes { files }) => {
@@ -168,7 +174,9 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<orbitphone::ui::St
 fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
     use orbitphone::ui::{self, AppOptions, OrbitApp, Start};
     let password = match &args.password_env {
-        Some(var) => Some(std::env::var(var).map_err(|_| anyhow::anyhow!("--password-env: environment variable {var} is not set"))?),
+        Some(var) => Some(
+            std::env::var(var).map_err(|_| anyhow::anyhow!("--password-env: environment variable {var} is not set"))?,
+        ),
         None => None,
     };
     let start = match &args.account {
@@ -184,7 +192,12 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 park_uri: args.park_uri.clone().unwrap_or_default(),
             };
             let account = rt.block_on(form.to_account(password)).map_err(anyhow::Error::msg)?;
-            Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig { account, listen: args.listen, ca_file: None, audio: Default::default() }))
+            Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
+                account,
+                listen: args.listen,
+                ca_file: None,
+                audio: Default::default(),
+            }))
         }
         None => {
             let saved = ui::settings::config_dir()
@@ -227,16 +240,21 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             Ok(Box::new(app))
         }),
     )
-    .map_err(|e| anyhow::anyhow!("cannot open the window: {e} (is there a display? `orbitphone cli` works without one)"))
+    .map_err(|e| {
+        anyhow::anyhow!("cannot open the window: {e} (is there a display? `orbitphone cli` works without one)")
+    })
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // The service's log is its admin's view of parks; the phone stays quiet by default.
-    let default_log = if matches!(args.command, Some(Cmd::ParkService(_)) | Some(Cmd::Serve { .. })) { "info" } else { "warn" };
+    let default_log =
+        if matches!(args.command, Some(Cmd::ParkService(_)) | Some(Cmd::Serve { .. })) { "info" } else { "warn" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("ORBIT_LOG").unwrap_or_else(|_| default_log.into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ORBIT_LOG").unwrap_or_else(|_| default_log.into()),
+        )
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
         Ok(rt) => rt,
@@ -248,10 +266,12 @@ fn main() -> std::process::ExitCode {
     let result = match args.command {
         Some(Cmd::Cli(cli)) => rt.block_on(orbitphone::cli::run(*cli)),
         Some(Cmd::ParkService(args)) => park_service(&rt, args),
-        Some(Cmd::Serve { config, listen }) => match config.map(|c| orbitphone::park::config::ParkConfig::load(&c)).transpose() {
-            Ok(cfg) => rt.block_on(orbitphone::net::serve::run_forever(listen, cfg)),
-            Err(e) => Err(anyhow::anyhow!("{e}")),
-        },
+        Some(Cmd::Serve { config, listen }) => {
+            match config.map(|c| orbitphone::park::config::ParkConfig::load(&c)).transpose() {
+                Ok(cfg) => rt.block_on(orbitphone::net::serve::run_forever(listen, cfg)),
+                Err(e) => Err(anyhow::anyhow!("{e}")),
+            }
+        }
         None => window(&rt, args.window),
     };
     match result {

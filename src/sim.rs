@@ -12,6 +12,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Drop the next N datagrams for which the predicate holds.
+pub type DropRule = (Box<dyn Fn(&[u8]) -> bool>, usize);
+
 pub fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
@@ -86,7 +89,7 @@ pub struct SimNet {
     pub registrar: Option<TestRegistrar>,
     pub in_flight: VecDeque<(Peer, SocketAddr, Vec<u8>)>,
     /// Drop the next N datagrams matching a predicate.
-    pub drop_rule: Option<(Box<dyn Fn(&[u8]) -> bool>, usize)>,
+    pub drop_rule: Option<DropRule>,
     pub next_rtp: u16,
     pub transmitted: Vec<String>,
     pub parks: Vec<(SocketAddr, ParkService)>,
@@ -96,7 +99,19 @@ pub struct SimNet {
 impl SimNet {
     pub fn new() -> Self {
         let now = Instant::now();
-        Self { now, start: now, phones: vec![], events: vec![], registrar: None, in_flight: VecDeque::new(), drop_rule: None, next_rtp: 20000, transmitted: vec![], parks: vec![], park_logs: vec![] }
+        Self {
+            now,
+            start: now,
+            phones: vec![],
+            events: vec![],
+            registrar: None,
+            in_flight: VecDeque::new(),
+            drop_rule: None,
+            next_rtp: 20000,
+            transmitted: vec![],
+            parks: vec![],
+            park_logs: vec![],
+        }
     }
 
     pub fn add(&mut self, mut acc: Account, port: u16) -> usize {
@@ -126,7 +141,9 @@ impl SimNet {
                     progressed = true;
                     let from = self.phones[i].0;
                     match o {
-                        Output::Transmit { to, bytes } => self.in_flight.push_back((Peer { transport: to.transport, addr: from }, to.addr, bytes)),
+                        Output::Transmit { to, bytes } => {
+                            self.in_flight.push_back((Peer { transport: to.transport, addr: from }, to.addr, bytes))
+                        }
                         Output::Event(ev) => self.events[i].push(ev),
                         Output::AllocateMedia { call } => {
                             self.next_rtp += 2;
@@ -152,11 +169,12 @@ impl SimNet {
             while let Some((source, to, bytes)) = self.in_flight.pop_front() {
                 progressed = true;
                 self.transmitted.push(String::from_utf8_lossy(&bytes).lines().next().unwrap_or_default().to_string());
-                if let Some((pred, n)) = &mut self.drop_rule {
-                    if *n > 0 && pred(&bytes) {
-                        *n -= 1;
-                        continue;
-                    }
+                if let Some((pred, n)) = &mut self.drop_rule
+                    && *n > 0
+                    && pred(&bytes)
+                {
+                    *n -= 1;
+                    continue;
                 }
                 if let Some(r) = self.registrar.as_mut().filter(|r| r.addr == to) {
                     let secs = (self.now - self.start).as_secs();
@@ -218,4 +236,3 @@ impl SimNet {
         self.events[phone].iter().any(pred)
     }
 }
-

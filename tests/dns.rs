@@ -58,10 +58,7 @@ fn fake_dns(sip_port: u16) -> (String, Queries) {
             let Some((name, end)) = query_name(q, 12) else {
                 continue;
             };
-            let Some(qtype) = q
-                .get(end..end + 2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            else {
+            let Some(qtype) = q.get(end..end + 2).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
                 continue;
             };
             seen.lock().unwrap().push((name.clone(), qtype));
@@ -123,39 +120,18 @@ fn fake_registrar() -> (u16, Arc<Mutex<Vec<String>>>) {
 fn registers_at_the_srv_target() {
     let (sip_port, registers) = fake_registrar();
     let (dns_addr, queries) = fake_dns(sip_port);
-    let mut orbit = Orbit::start(
-        &[
-            "--account",
-            "sip:alice@example.test",
-            "--dns-server",
-            &dns_addr,
-        ],
-        Some("pw"),
-    );
+    let mut orbit = Orbit::start(&["--account", "sip:alice@example.test", "--dns-server", &dns_addr], Some("pw"));
     let ev = orbit.wait_event("registered", T);
     // 300 is what our registrar granted: the REGISTER went to it, not somewhere else.
     assert_eq!(ev["expires"], 300, "{ev}");
     assert_eq!(ev["account"], "sip:alice@example.test", "{ev}");
     let uris = registers.lock().unwrap().clone();
-    assert!(
-        !uris.is_empty() && uris.iter().all(|u| u == "sip:example.test"),
-        "REGISTER Request-URIs: {uris:?}"
-    );
+    assert!(!uris.is_empty() && uris.iter().all(|u| u == "sip:example.test"), "REGISTER Request-URIs: {uris:?}");
     let asked = queries.lock().unwrap().clone();
-    assert_eq!(
-        asked.first(),
-        Some(&("_sip._udp.example.test".to_string(), 33)),
-        "queries: {asked:?}"
-    );
-    assert!(
-        asked.contains(&("pbx.example.test".to_string(), 1)),
-        "queries: {asked:?}"
-    );
+    assert_eq!(asked.first(), Some(&("_sip._udp.example.test".to_string(), 33)), "queries: {asked:?}");
+    assert!(asked.contains(&("pbx.example.test".to_string(), 1)), "queries: {asked:?}");
     // The domain itself was never asked for: the SRV record was enough.
-    assert!(
-        !asked.iter().any(|(n, _)| n == "example.test"),
-        "queries: {asked:?}"
-    );
+    assert!(!asked.iter().any(|(n, _)| n == "example.test"), "queries: {asked:?}");
     orbit.close_stdin();
     assert_eq!(orbit.wait_exit(T), Some(0));
 }
@@ -164,43 +140,16 @@ fn registers_at_the_srv_target() {
 fn a_domain_without_records_is_an_error_naming_it() {
     let (sip_port, registers) = fake_registrar();
     let (dns_addr, queries) = fake_dns(sip_port);
-    let mut orbit = Orbit::start(
-        &[
-            "--account",
-            "sip:alice@nowhere.test",
-            "--dns-server",
-            &dns_addr,
-        ],
-        Some("pw"),
-    );
+    let mut orbit = Orbit::start(&["--account", "sip:alice@nowhere.test", "--dns-server", &dns_addr], Some("pw"));
     // The CLI resolves the registrar before it starts: it exits at once with status 2
     // and `orbitphone: <reason>` on stderr, and prints no event.
-    assert_eq!(
-        orbit.wait_exit(T),
-        Some(2),
-        "stderr: {}",
-        std::fs::read_to_string(&orbit.log).unwrap_or_default()
-    );
+    assert_eq!(orbit.wait_exit(T), Some(2), "stderr: {}", std::fs::read_to_string(&orbit.log).unwrap_or_default());
     let stderr = std::fs::read_to_string(&orbit.log).unwrap();
-    assert!(
-        stderr.contains("orbitphone: cannot resolve nowhere.test: no SRV/A records"),
-        "stderr: {stderr}"
-    );
-    assert!(
-        orbit.all_events().is_empty(),
-        "events: {:?}",
-        orbit.all_events()
-    );
+    assert!(stderr.contains("orbitphone: cannot resolve nowhere.test: no SRV/A records"), "stderr: {stderr}");
+    assert!(orbit.all_events().is_empty(), "events: {:?}", orbit.all_events());
     assert!(registers.lock().unwrap().is_empty());
     let asked = queries.lock().unwrap().clone();
-    for q in [
-        ("_sip._udp.nowhere.test", 33),
-        ("nowhere.test", 1),
-        ("nowhere.test", 28),
-    ] {
-        assert!(
-            asked.contains(&(q.0.to_string(), q.1)),
-            "{q:?} not asked; queries: {asked:?}"
-        );
+    for q in [("_sip._udp.nowhere.test", 33), ("nowhere.test", 1), ("nowhere.test", 28)] {
+        assert!(asked.contains(&(q.0.to_string(), q.1)), "{q:?} not asked; queries: {asked:?}");
     }
 }

@@ -26,10 +26,7 @@ const DEFAULT_ITERATIONS: u64 = 200_000;
 const DEFAULT_SEED: u64 = 0x4f72_6269_7446_757a; // "OrbitFuz"
 
 fn source() -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: SocketAddr::from(([127, 0, 0, 1], 5099)),
-    }
+    Peer { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], 5099)) }
 }
 
 fn engine() -> Engine {
@@ -61,11 +58,7 @@ enum Outcome {
 /// One input through every consumer of received bytes. Panics on any broken invariant.
 fn exercise(data: &[u8]) -> Outcome {
     let now = Instant::now();
-    let later = [
-        now + T1,
-        now + Duration::from_secs(40),
-        now + Duration::from_secs(3600),
-    ];
+    let later = [now + T1, now + Duration::from_secs(40), now + Duration::from_secs(3600)];
 
     let parsed = message::parse(data);
     match &parsed {
@@ -73,10 +66,7 @@ fn exercise(data: &[u8]) -> Outcome {
             let msg = msg.clone();
             let bytes = message::message_bytes(&msg);
             if let Err(e) = message::parse(&bytes) {
-                panic!(
-                    "accepted, but our own serialisation is refused ({e}):\n{}",
-                    String::from_utf8_lossy(&bytes)
-                );
+                panic!("accepted, but our own serialisation is refused ({e}):\n{}", String::from_utf8_lossy(&bytes));
             }
             let mut tl = TransactionLayer::new();
             tl.receive(now, msg, source());
@@ -84,19 +74,13 @@ fn exercise(data: &[u8]) -> Outcome {
             while let Some(out) = tl.poll_output() {
                 match out {
                     TxOutput::Transmit { bytes, .. } => check_sent(&bytes),
-                    TxOutput::Event(TxEvent::Request { key, request, .. }) => {
-                        requests.push((key, request))
-                    }
+                    TxOutput::Event(TxEvent::Request { key, request, .. }) => requests.push((key, request)),
                     TxOutput::Event(_) => {}
                 }
             }
             for (key, request) in requests {
                 for code in [100, 180, 200] {
-                    tl.respond(
-                        now,
-                        &key,
-                        message::response_to(&request, code, Some("fuzz")),
-                    );
+                    tl.respond(now, &key, message::response_to(&request, code, Some("fuzz")));
                 }
             }
             for t in later {
@@ -123,11 +107,7 @@ fn exercise(data: &[u8]) -> Outcome {
                 (None, []) => {}
                 (Some(reply), [Output::Transmit { to, bytes }]) => {
                     assert_eq!(*to, source(), "answers go back to the source");
-                    assert_eq!(
-                        bytes.get(..12),
-                        reply.get(..12),
-                        "the parser's answer is what is sent"
-                    );
+                    assert_eq!(bytes.get(..12), reply.get(..12), "the parser's answer is what is sent");
                 }
                 (reply, sent) => {
                     panic!("refused input: expected {reply:?} to be sent, engine did {sent:?}")
@@ -141,9 +121,7 @@ fn exercise(data: &[u8]) -> Outcome {
     }
 
     // The same bytes on a stream, arriving in two reads cut at a data-dependent point.
-    let cut = data
-        .first()
-        .map_or(0, |&b| usize::from(b) * data.len() / 256);
+    let cut = data.first().map_or(0, |&b| usize::from(b) * data.len() / 256);
     let mut framer = StreamFramer::default();
     let mut framed = 0;
     for part in [&data[..cut], &data[cut..]] {
@@ -162,11 +140,7 @@ fn exercise(data: &[u8]) -> Outcome {
             };
         }
     }
-    assert_eq!(
-        framed + framer.pending(),
-        data.len(),
-        "the framer lost or invented bytes"
-    );
+    assert_eq!(framed + framer.pending(), data.len(), "the framer lost or invented bytes");
     match parsed {
         Ok(_) => Outcome::Accepted,
         Err(e) if e.reply().is_some() => Outcome::Answered,
@@ -180,14 +154,8 @@ fn check_refusal(data: &[u8], err: &ParseError) {
     let reply = String::from_utf8_lossy(reply);
     let status = reply.get(8..11).unwrap_or_default();
     assert!(reply.starts_with("SIP/2.0 "), "{reply}");
-    assert!(
-        ["400", "501", "505", "513"].contains(&status),
-        "{status}: {reply}"
-    );
-    assert!(
-        !data.starts_with(b"SIP/"),
-        "a response was answered: {reply}"
-    );
+    assert!(["400", "501", "505", "513"].contains(&status), "{status}: {reply}");
+    assert!(!data.starts_with(b"SIP/"), "a response was answered: {reply}");
     assert!(!data.starts_with(b"ACK "), "an ACK was answered: {reply}");
     assert!(reply.ends_with("\r\n\r\n"), "{reply}");
 }
@@ -195,10 +163,7 @@ fn check_refusal(data: &[u8], err: &ParseError) {
 /// Everything we send must be a message we would accept ourselves.
 fn check_sent(bytes: &[u8]) {
     if let Err(e) = message::parse(bytes) {
-        panic!(
-            "we sent a message we refuse ({e}):\n{}",
-            String::from_utf8_lossy(bytes)
-        );
+        panic!("we sent a message we refuse ({e}):\n{}", String::from_utf8_lossy(bytes));
     }
 }
 
@@ -238,22 +203,11 @@ impl Rng {
 }
 
 const INTERESTING: &[u8] = b"\0\r\n \t:;,=\"<>\\%@/?*\x7f\xff\xc3";
-const NUMBERS: &[&str] = &[
-    "0",
-    "-1",
-    "65536",
-    "4294967296",
-    "2147483648",
-    "99999999999999999999999",
-    "00000000000000000000001",
-    "1.5",
-    "",
-];
+const NUMBERS: &[&str] =
+    &["0", "-1", "65536", "4294967296", "2147483648", "99999999999999999999999", "00000000000000000000001", "1.5", ""];
 
 fn lines(data: &[u8]) -> Vec<Vec<u8>> {
-    data.split_inclusive(|&b| b == b'\n')
-        .map(<[u8]>::to_vec)
-        .collect()
+    data.split_inclusive(|&b| b == b'\n').map(<[u8]>::to_vec).collect()
 }
 
 /// One random mutation of `data`; `corpus` supplies splice material.
@@ -343,12 +297,8 @@ fn mutate(rng: &mut Rng, data: &mut Vec<u8>, corpus: &[Vec<u8>]) {
         }
         _ => {
             // CRLF damage: bare LF, bare CR, or folding
-            let targets: Vec<usize> = data
-                .windows(2)
-                .enumerate()
-                .filter(|(_, w)| w == b"\r\n")
-                .map(|(i, _)| i)
-                .collect();
+            let targets: Vec<usize> =
+                data.windows(2).enumerate().filter(|(_, w)| w == b"\r\n").map(|(i, _)| i).collect();
             if !targets.is_empty() {
                 let i = *rng.pick(&targets);
                 match rng.below(3) {
@@ -374,11 +324,7 @@ fn corpus() -> Vec<Vec<u8>> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/torture");
     let mut files: Vec<PathBuf> = ["valid", "invalid"]
         .iter()
-        .flat_map(|kind| {
-            std::fs::read_dir(root.join(kind))
-                .unwrap()
-                .map(|e| e.unwrap().path())
-        })
+        .flat_map(|kind| std::fs::read_dir(root.join(kind)).unwrap().map(|e| e.unwrap().path()))
         .filter(|p| p.extension().is_some_and(|x| x == "sip"))
         .collect();
     files.sort();
@@ -386,10 +332,7 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
 #[test]
@@ -409,10 +352,7 @@ fn fuzzer_findings_stay_fixed() {
     let badinv01 = String::from_utf8(load_torture("invalid", "badinv01")).unwrap();
     let found: [(&str, String); 2] = [
         // tests/fuzz_parse.rs: a bare LF inside From; the typed parser ended the line there.
-        (
-            "bare LF",
-            lwsdisp.replace("<sip:caller@example.com>", "<sip:caller@\nexample.com>"),
-        ),
+        ("bare LF", lwsdisp.replace("<sip:caller@example.com>", "<sip:caller@\nexample.com>")),
         // cargo-fuzz: only empty elements after the commas; a received= appended to that
         // Via turned it into an unparseable one.
         ("empty Via elements", badinv01.replace(";;,;,,", ";;.;,,")),
@@ -450,10 +390,7 @@ fn mutated_torture_messages_never_break_the_receive_path() {
                 })
             })
             .collect();
-        workers
-            .into_iter()
-            .map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
+        workers.into_iter().map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e))).collect()
     });
     let accepted: u64 = counts.iter().map(|c| c.0).sum();
     let answered: u64 = counts.iter().map(|c| c.1).sum();
@@ -463,14 +400,8 @@ fn mutated_torture_messages_never_break_the_receive_path() {
         started.elapsed()
     );
     // The mutations must not be so wild that nothing gets past the pre-scan.
-    assert!(
-        accepted > iterations / 20,
-        "only {accepted} of {iterations} inputs parsed"
-    );
-    assert!(
-        answered > iterations / 20,
-        "only {answered} of {iterations} inputs were answered"
-    );
+    assert!(accepted > iterations / 20, "only {accepted} of {iterations} inputs parsed");
+    assert!(answered > iterations / 20, "only {answered} of {iterations} inputs were answered");
 }
 
 /// Mutated input number `i` of the run seeded with `seed`, through [`exercise`]; on a
@@ -486,10 +417,7 @@ fn run_one(seed: u64, i: u64, corpus: &[Vec<u8>]) -> Outcome {
         Err(panic) => {
             let path = std::env::temp_dir().join(format!("orbit-fuzz-{seed:x}-{i}.sip"));
             let _ = std::fs::write(&path, &data);
-            let message = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or(panic.downcast_ref::<&str>().copied());
+            let message = panic.downcast_ref::<String>().map(String::as_str).or(panic.downcast_ref::<&str>().copied());
             panic!(
                 "ORBIT_FUZZ_SEED={seed} iteration {i} failed; input saved to {} ({message:?})\n{}",
                 path.display(),

@@ -17,29 +17,14 @@ fn pcmu_call_with_baresip_carries_tones_both_ways() {
     write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
     let out = dir.join("heard.wav");
     let bob = Baresip::start(
-        BaresipOpts::registered("bob", "bobpw", k.port())
-            .auto_answer(true)
-            .audio_source(&tone1000)
-            .record(true),
+        BaresipOpts::registered("bob", "bobpw", k.port()).auto_answer(true).audio_source(&tone1000).record(true),
     );
     assert_eq!(bob.wait_registered(T), Some(true));
     let aor = "sip:alice@127.0.0.1".to_string();
     let proxy = k.proxy_uri();
-    let (a_in, a_out) = (
-        tone440.to_string_lossy().to_string(),
-        out.to_string_lossy().to_string(),
-    );
+    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
     let mut alice = Orbit::start(
-        &[
-            "--account",
-            &aor,
-            "--proxy",
-            &proxy,
-            "--audio-in",
-            &a_in,
-            "--audio-out",
-            &a_out,
-        ],
+        &["--account", &aor, "--proxy", &proxy, "--audio-in", &a_in, "--audio-out", &a_out],
         Some("alicepw"),
     );
     alice.wait_event("registered", T);
@@ -53,18 +38,12 @@ fn pcmu_call_with_baresip_carries_tones_both_ways() {
     bob.expect_event("CALL_CLOSED", T);
 
     let heard = wav_dominant_frequency(&out);
-    assert!(
-        (heard - 1000.0).abs() <= 10.0,
-        "we heard {heard} Hz, expected bob's 1000 Hz"
-    );
+    assert!((heard - 1000.0).abs() <= 10.0, "we heard {heard} Hz, expected bob's 1000 Hz");
     assert!(wav_rms(&out) > 0.05, "level too low: {}", wav_rms(&out));
     let bob_heard = bob.received_wavs();
     assert!(!bob_heard.is_empty(), "baresip recorded nothing");
     let f = wav_dominant_frequency(&bob_heard[0]);
-    assert!(
-        (f - 440.0).abs() <= 10.0,
-        "bob heard {f} Hz, expected our 440 Hz"
-    );
+    assert!((f - 440.0).abs() <= 10.0, "bob heard {f} Hz, expected our 440 Hz");
     assert!(wav_rms(&bob_heard[0]) > 0.05);
 }
 
@@ -74,13 +53,7 @@ fn call_baresip_with_tones(
     bob_opts: impl FnOnce(BaresipOpts) -> BaresipOpts,
     extra: &[&str],
     name: &str,
-) -> (
-    serde_json::Value,
-    std::path::PathBuf,
-    std::path::PathBuf,
-    TempDir,
-    Vec<serde_json::Value>,
-) {
+) -> (serde_json::Value, std::path::PathBuf, std::path::PathBuf, TempDir, Vec<serde_json::Value>) {
     let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
     let dir = TempDir::new(name);
     let tone440 = dir.join("440.wav");
@@ -89,28 +62,13 @@ fn call_baresip_with_tones(
     write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
     let out = dir.join("heard.wav");
     let bob = Baresip::start(bob_opts(
-        BaresipOpts::registered("bob", "bobpw", k.port())
-            .auto_answer(true)
-            .audio_source(&tone1000)
-            .record(true),
+        BaresipOpts::registered("bob", "bobpw", k.port()).auto_answer(true).audio_source(&tone1000).record(true),
     ));
     assert_eq!(bob.wait_registered(T), Some(true));
     let aor = "sip:alice@127.0.0.1".to_string();
     let proxy = k.proxy_uri();
-    let (a_in, a_out) = (
-        tone440.to_string_lossy().to_string(),
-        out.to_string_lossy().to_string(),
-    );
-    let mut args = vec![
-        "--account",
-        &aor,
-        "--proxy",
-        &proxy,
-        "--audio-in",
-        &a_in,
-        "--audio-out",
-        &a_out,
-    ];
+    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
+    let mut args = vec!["--account", &aor, "--proxy", &proxy, "--audio-in", &a_in, "--audio-out", &a_out];
     args.extend_from_slice(extra);
     let mut alice = Orbit::start(&args, Some("alicepw"));
     alice.wait_event("registered", T);
@@ -131,21 +89,12 @@ fn call_baresip_with_tones(
 
 fn assert_tone(path: &std::path::Path, freq: f32, who: &str) {
     let f = wav_dominant_frequency(path);
-    assert!(
-        (f - freq).abs() <= 10.0,
-        "{who} heard {f} Hz, expected {freq} Hz"
-    );
+    assert!((f - freq).abs() <= 10.0, "{who} heard {f} Hz, expected {freq} Hz");
     let rms = wav_rms(path);
     assert!(rms > 0.05, "{who}: level too low: {rms}");
     let purity = wav::wav_tone_purity(path, freq, 20.0);
-    eprintln!(
-        "{who}: {f:.1} Hz, rms {rms:.3}, purity {purity:.3} ({})",
-        path.display()
-    );
-    assert!(
-        purity > 0.8,
-        "{who}: only {purity} of the energy is near {freq} Hz"
-    );
+    eprintln!("{who}: {f:.1} Hz, rms {rms:.3}, purity {purity:.3} ({})", path.display());
+    assert!(purity > 0.8, "{who}: only {purity} of the energy is near {freq} Hz");
 }
 
 #[test]
@@ -162,18 +111,12 @@ fn opus_call_with_baresip_carries_tones_both_ways() {
 
 #[test]
 fn srtp_mandatory_call_with_baresip_carries_tones_both_ways() {
-    let (up, ours, bobs, _dir, debug) = call_baresip_with_tones(
-        |o| o.srtp_mandatory(true),
-        &["--srtp", "mandatory"],
-        "media-srtp",
-    );
+    let (up, ours, bobs, _dir, debug) =
+        call_baresip_with_tones(|o| o.srtp_mandatory(true), &["--srtp", "mandatory"], "media-srtp");
     assert_eq!(up["codec"], "PCMU", "{up}");
     let debug = debug[0].to_string();
     eprintln!("baresip audio_debug: {debug}");
-    assert!(
-        debug.contains("secure=yes"),
-        "baresip says the call is not secure: {debug}"
-    );
+    assert!(debug.contains("secure=yes"), "baresip says the call is not secure: {debug}");
     assert_tone(&ours, 1000.0, "we");
     assert_tone(&bobs, 440.0, "bob");
 }
@@ -193,21 +136,13 @@ fn dtmf_both_ways_with_baresip() {
     alice.wait_event("call_established", T);
     bob.expect_event("CALL_RTPESTAB", T);
     assert_eq!(bob.command("sndcode", "159#")["ok"], true);
-    let got: String = (0..4)
-        .map(|_| {
-            alice.wait_event("dtmf_received", T)["digit"]
-                .as_str()
-                .unwrap_or("?")
-                .to_string()
-        })
-        .collect();
+    let got: String =
+        (0..4).map(|_| alice.wait_event("dtmf_received", T)["digit"].as_str().unwrap_or("?").to_string()).collect();
     assert_eq!(got, "159#");
     alice.send("dtmf 2580");
     let theirs: String = (0..4)
         .map(|_| {
-            let ev = bob
-                .wait_event(|e| e["type"] == "CALL_DTMF_START", T)
-                .expect("baresip reported no DTMF");
+            let ev = bob.wait_event(|e| e["type"] == "CALL_DTMF_START", T).expect("baresip reported no DTMF");
             ev["param"].as_str().unwrap_or("?").to_string()
         })
         .collect();
@@ -230,17 +165,11 @@ fn baresip_srtp_mandatory_calls_orbit() {
     write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
     let out = dir.join("heard.wav");
     let bob = Baresip::start(
-        BaresipOpts::registered("bob", "bobpw", k.port())
-            .srtp_mandatory(true)
-            .audio_source(&tone1000)
-            .record(true),
+        BaresipOpts::registered("bob", "bobpw", k.port()).srtp_mandatory(true).audio_source(&tone1000).record(true),
     );
     assert_eq!(bob.wait_registered(T), Some(true));
     let proxy = k.proxy_uri();
-    let (a_in, a_out) = (
-        tone440.to_string_lossy().to_string(),
-        out.to_string_lossy().to_string(),
-    );
+    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
     let mut alice = Orbit::start(
         &[
             "--account",
@@ -257,28 +186,15 @@ fn baresip_srtp_mandatory_calls_orbit() {
         ],
         Some("alicepw"),
     );
-    let mut carol = Orbit::start(
-        &[
-            "--account",
-            "sip:carol@127.0.0.1",
-            "--proxy",
-            &proxy,
-            "--auto-answer",
-        ],
-        Some("carolpw"),
-    );
+    let mut carol =
+        Orbit::start(&["--account", "sip:carol@127.0.0.1", "--proxy", &proxy, "--auto-answer"], Some("carolpw"));
     alice.wait_event("registered", T);
     carol.wait_event("registered", T);
 
     // SRTP off: RTP/SAVP is refused.
     bob.dial("sip:carol@127.0.0.1");
-    let closed = bob
-        .wait_event(|e| e["type"] == "CALL_CLOSED", T)
-        .expect("call to carol not closed");
-    assert!(
-        closed["param"].as_str().unwrap_or("").contains("488"),
-        "{closed}"
-    );
+    let closed = bob.wait_event(|e| e["type"] == "CALL_CLOSED", T).expect("call to carol not closed");
+    assert!(closed["param"].as_str().unwrap_or("").contains("488"), "{closed}");
     carol.send("quit");
     carol.wait_event("stopped", T);
 
@@ -288,10 +204,7 @@ fn baresip_srtp_mandatory_calls_orbit() {
     bob.expect_event("CALL_ESTABLISHED", T);
     std::thread::sleep(Duration::from_secs(3));
     let debug = bob.command("audio_debug", "").to_string();
-    assert!(
-        debug.contains("secure=yes"),
-        "baresip says the call is not secure: {debug}"
-    );
+    assert!(debug.contains("secure=yes"), "baresip says the call is not secure: {debug}");
     alice.send("quit");
     alice.wait_event("stopped", T);
     assert_eq!(alice.wait_exit(T), Some(0));

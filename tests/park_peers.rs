@@ -113,7 +113,9 @@ fn push_park_with_baresip_and_retrieve_from_linphonec() {
 
 #[test]
 fn ringback_then_fallback_then_retrieved_by_the_operator() {
-    let s = site("[park]\ntimeout_s = 10\nringback_attempts = 1\nringback_ring_s = 5\nfallback = \"sip:operator@127.0.0.1\"\n");
+    let s = site(
+        "[park]\ntimeout_s = 10\nringback_attempts = 1\nringback_ring_s = 5\nfallback = \"sip:operator@127.0.0.1\"\n",
+    );
     let bob = Linphonec::start(LinphonecOpts::registered("bob", "bobpw", s.k.port()).auto_answer(true));
     assert!(bob.wait_registered(T));
     let op = Baresip::start(BaresipOpts::registered("operator", "operatorpw", s.k.port()).auto_answer(true));
@@ -176,7 +178,8 @@ fn two_instances_behind_kamailio_each_own_their_range() {
     // The same range-to-regex code that `park-service kamailio-routes` uses.
     let ra = OrbitRange::parse("7000", "7099").unwrap().to_regex();
     let rb = OrbitRange::parse("7100", "7199").unwrap().to_regex();
-    let routes = [(ra.as_str(), sa.as_str()), ("^park$", sa.as_str()), (rb.as_str(), sb.as_str()), ("^park-b$", sb.as_str())];
+    let routes =
+        [(ra.as_str(), sa.as_str()), ("^park$", sa.as_str()), (rb.as_str(), sb.as_str()), ("^park-b$", sb.as_str())];
     let k = Kamailio::start_full(&users, &routes, &[&sa, &sb]);
     let dir = TempDir::new("park-pools");
     let cfg = |port: u16, first: &str, last: &str| {
@@ -229,21 +232,34 @@ fn check_refuses_overlapping_instances_and_routes_are_generated() {
     let a = dir.join("a.toml");
     let b = dir.join("b.toml");
     let body = |first: &str, last: &str| {
-        format!("[service]\nlisten = [\"udp:127.0.0.1:5099\"]\ndomain = \"example.com\"\n\n[[orbits]]\nfirst = \"{first}\"\nlast = \"{last}\"\n\n[policy]\nallow = [\"*\"]\n")
+        format!(
+            "[service]\nlisten = [\"udp:127.0.0.1:5099\"]\ndomain = \"example.com\"\n\n[[orbits]]\nfirst = \"{first}\"\nlast = \"{last}\"\n\n[policy]\nallow = [\"*\"]\n"
+        )
     };
     std::fs::write(&a, body("7000", "7099")).unwrap();
     std::fs::write(&b, body("7050", "7150")).unwrap();
     let run = |args: &[&std::path::Path], sub: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_orbitphone")).arg("park-service").arg(sub).args(args).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_orbitphone"))
+            .arg("park-service")
+            .arg(sub)
+            .args(args)
+            .output()
+            .unwrap()
     };
     let out = run(&[&a, &b], "check");
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("a.toml") && err.contains("b.toml") && err.contains("7050-7150") && err.contains("7000-7099"), "{err}");
+    assert!(
+        err.contains("a.toml") && err.contains("b.toml") && err.contains("7050-7150") && err.contains("7000-7099"),
+        "{err}"
+    );
     std::fs::write(&b, body("7100", "7199")).unwrap();
     let out = run(&[&a, &b], "check");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let out = run(&[&a, &b], "kamailio-routes");
     let routes = String::from_utf8_lossy(&out.stdout);
-    assert!(routes.contains("route[ORBIT_ROUTES]") && routes.contains("$du") && routes.contains("7100-7199"), "{routes}");
+    assert!(
+        routes.contains("route[ORBIT_ROUTES]") && routes.contains("$du") && routes.contains("7100-7199"),
+        "{routes}"
+    );
 }

@@ -53,7 +53,7 @@ fn calls_baresip_holds_resumes_and_is_called_back() {
     bob.expect_event("CALL_ESTABLISHED", T);
 
     alice.send(&format!("hold {call}"));
-    alice.wait(&"call_held", T, |v| is("call_held")(v) && v["by"] == "local");
+    alice.wait("call_held", T, |v| is("call_held")(v) && v["by"] == "local");
     alice.send(&format!("resume {call}"));
     alice.wait_event("call_resumed", T);
 
@@ -85,7 +85,7 @@ fn blind_transfer_of_baresip_to_linphonec() {
     alice.send("dial bob");
     let call = alice.wait_event("call_established", T)["call"].as_u64().unwrap();
     alice.send(&format!("transfer carol {call}"));
-    let progress = alice.wait(&"final transfer_progress", T, |v| {
+    let progress = alice.wait("final transfer_progress", T, |v| {
         is("transfer_progress")(v) && v["status"].as_u64().unwrap_or(0) >= 200 && v["status"] != 202
     });
     assert_eq!(progress["status"], 200, "{progress}");
@@ -111,7 +111,7 @@ fn attended_transfer_with_linphonec_uses_replaces() {
     alice.send("dial carol");
     let b = alice.wait_event("call_established", T)["call"].as_u64().unwrap();
     alice.send(&format!("transfer-attended {a} {b}"));
-    let progress = alice.wait(&"final transfer_progress", T, |v| {
+    let progress = alice.wait("final transfer_progress", T, |v| {
         is("transfer_progress")(v) && v["status"].as_u64().unwrap_or(0) >= 200 && v["status"] != 202
     });
     assert_eq!(progress["status"], 200, "{progress}");
@@ -147,11 +147,11 @@ fn accepts_a_refer_from_baresip() {
     assert_eq!(req["call"].as_u64().unwrap(), first);
     assert_eq!(req["target"], "sip:carol@127.0.0.1");
     let new_call = req["new_call"].as_u64().unwrap();
-    let up = alice.wait(&"established transfer call", T, |v| is("call_established")(v) && v["call"] == new_call);
+    let up = alice.wait("established transfer call", T, |v| is("call_established")(v) && v["call"] == new_call);
     assert!(up["party"].as_str().unwrap().contains("carol"));
     carol.expect_event("CALL_ESTABLISHED", T);
     // baresip ends its call after our NOTIFY 200; the original call ends on our side.
-    alice.wait(&"first call ended", T, |v| is("call_ended")(v) && v["call"] == first);
+    alice.wait("first call ended", T, |v| is("call_ended")(v) && v["call"] == first);
     alice.send("quit");
     alice.wait_event("stopped", T);
     assert_eq!(alice.wait_exit(T), Some(0));

@@ -90,7 +90,18 @@ fn registers_over_tls_with_a_configured_ca_and_refuses_an_unknown_one() {
     let proxy = format!("sip:127.0.0.1:{port}");
     let ca_arg = ca.to_string_lossy().to_string();
     let mut ok = Orbit::start(
-        &["--account", "sip:alice@127.0.0.1", "--transport", "tls", "--proxy", &proxy, "--ca", &ca_arg, "--keepalive", "0"],
+        &[
+            "--account",
+            "sip:alice@127.0.0.1",
+            "--transport",
+            "tls",
+            "--proxy",
+            &proxy,
+            "--ca",
+            &ca_arg,
+            "--keepalive",
+            "0",
+        ],
         Some("pw"),
     );
     let reg = ok.wait_event("registered", T);

@@ -135,11 +135,7 @@ fn names_on_disk(kind: &str) -> Vec<String> {
 
 fn status_of(reply: &[u8]) -> Option<u16> {
     let line = reply.split(|&b| b == b'\r').next()?;
-    std::str::from_utf8(line.strip_prefix(b"SIP/2.0 ")?)
-        .ok()?
-        .get(..3)?
-        .parse()
-        .ok()
+    std::str::from_utf8(line.strip_prefix(b"SIP/2.0 ")?).ok()?.get(..3)?.parse().ok()
 }
 
 /// What actually happened, in the vocabulary of [`Expect`].
@@ -170,14 +166,12 @@ fn check_table(kind: &str, table: &[(&str, Expect)]) -> (usize, Vec<String>) {
         let got = outcome(&result);
         let ok = got.as_ref() == Ok(&expect);
         match KNOWN_GAPS.iter().find(|(gap, _)| *gap == name) {
-            Some((_, why)) if ok => failures.push(format!(
-                "{kind}/{name} is listed in KNOWN_GAPS ({why}) but now works: remove it"
-            )),
+            Some((_, why)) if ok => {
+                failures.push(format!("{kind}/{name} is listed in KNOWN_GAPS ({why}) but now works: remove it"))
+            }
             Some(_) => passed += 1,
             None if ok => passed += 1,
-            None => failures.push(format!(
-                "{kind}/{name}: expected {expect:?}, got {got:?} from {result:?}"
-            )),
+            None => failures.push(format!("{kind}/{name}: expected {expect:?}, got {got:?} from {result:?}")),
         }
     }
     (passed, failures)
@@ -188,46 +182,28 @@ fn every_torture_file_has_an_expectation() {
     for (kind, table) in [("valid", VALID), ("invalid", INVALID)] {
         let mut listed: Vec<String> = table.iter().map(|(n, _)| n.to_string()).collect();
         listed.sort();
-        assert_eq!(
-            names_on_disk(kind),
-            listed,
-            "tests/torture/{kind} and the table differ"
-        );
+        assert_eq!(names_on_disk(kind), listed, "tests/torture/{kind} and the table differ");
     }
     assert_eq!(VALID.len(), 13, "RFC 4475 §3.1.1 has 13 messages");
     assert_eq!(INVALID.len(), 19, "RFC 4475 §3.1.2 has 19 messages");
     for (gap, _) in KNOWN_GAPS {
-        assert!(
-            VALID.iter().chain(INVALID).any(|(n, _)| n == gap),
-            "KNOWN_GAPS names unknown message {gap}"
-        );
+        assert!(VALID.iter().chain(INVALID).any(|(n, _)| n == gap), "KNOWN_GAPS names unknown message {gap}");
     }
 }
 
 #[test]
 fn valid_messages_parse() {
     let (passed, failures) = check_table("valid", VALID);
-    assert!(
-        failures.is_empty(),
-        "{passed} passed, failures:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{passed} passed, failures:\n{}", failures.join("\n"));
 }
 
 #[test]
 fn invalid_messages_are_refused() {
     for &(name, expect) in INVALID {
-        assert!(
-            !matches!(expect, Request(_) | Response(_)),
-            "{name}: an invalid message must be expected to fail"
-        );
+        assert!(!matches!(expect, Request(_) | Response(_)), "{name}: an invalid message must be expected to fail");
     }
     let (passed, failures) = check_table("invalid", INVALID);
-    assert!(
-        failures.is_empty(),
-        "{passed} passed, failures:\n{}",
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{passed} passed, failures:\n{}", failures.join("\n"));
 }
 
 /// The canned answer to a refused request is itself a proper RFC 3261 response: it copies
@@ -236,43 +212,19 @@ fn invalid_messages_are_refused() {
 fn refusals_copy_the_transaction_headers() {
     for &(name, expect) in VALID.iter().chain(INVALID) {
         let Reply(code) = expect else { continue };
-        let data = load(
-            if VALID.contains(&(name, expect)) {
-                "valid"
-            } else {
-                "invalid"
-            },
-            name,
-        );
+        let data = load(if VALID.contains(&(name, expect)) { "valid" } else { "invalid" }, name);
         let err = message::parse(&data).unwrap_err();
         let reply = String::from_utf8(err.reply().unwrap().to_vec()).unwrap();
-        assert!(
-            reply.starts_with(&format!("SIP/2.0 {code} ")),
-            "{name}: {reply}"
-        );
-        assert!(
-            reply.ends_with("Content-Length: 0\r\n\r\n"),
-            "{name}: {reply}"
-        );
-        let head = String::from_utf8_lossy(
-            &data[..data.windows(4).position(|w| w == b"\r\n\r\n").unwrap()],
-        );
+        assert!(reply.starts_with(&format!("SIP/2.0 {code} ")), "{name}: {reply}");
+        assert!(reply.ends_with("Content-Length: 0\r\n\r\n"), "{name}: {reply}");
+        let head = String::from_utf8_lossy(&data[..data.windows(4).position(|w| w == b"\r\n\r\n").unwrap()]);
         for line in head.split("\r\n").skip(1) {
             if let Some(v) = line.strip_prefix("Call-ID: ") {
-                assert!(
-                    reply.contains(&format!("Call-ID: {v}\r\n")),
-                    "{name}: {reply}"
-                );
+                assert!(reply.contains(&format!("Call-ID: {v}\r\n")), "{name}: {reply}");
             }
         }
-        let to = reply
-            .lines()
-            .find(|l| l.starts_with("To: "))
-            .unwrap_or_else(|| panic!("{name}: {reply}"));
-        assert!(
-            message::header_param(to, "tag").is_some(),
-            "{name}: no To tag in {to:?}"
-        );
+        let to = reply.lines().find(|l| l.starts_with("To: ")).unwrap_or_else(|| panic!("{name}: {reply}"));
+        assert!(message::header_param(to, "tag").is_some(), "{name}: no To tag in {to:?}");
         assert_eq!(
             reply.lines().filter(|l| l.starts_with("Via: ")).count(),
             head.split("\r\n").filter(|l| l.starts_with("Via")).count(),
@@ -286,21 +238,11 @@ fn the_501_for_intmeth_keeps_its_control_characters_quoted() {
     // §3.1.1.2's To display name holds escaped BEL, NUL and DEL: dropping them would leave
     // `\"` closing nothing, so the answer must copy them as they are.
     let err = message::parse(&load("valid", "intmeth")).unwrap_err();
-    assert!(
-        matches!(err, ParseError::UnknownMethod { ref method, .. } if method.starts_with("!interesting"))
-    );
+    assert!(matches!(err, ParseError::UnknownMethod { ref method, .. } if method.starts_with("!interesting")));
     let reply = err.reply().unwrap();
     let to = b"To: \"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>;tag=";
-    assert!(
-        reply.windows(to.len()).any(|w| w == to),
-        "{}",
-        String::from_utf8_lossy(reply)
-    );
-    assert!(
-        reply
-            .windows(30)
-            .any(|w| w == b"CSeq: 139122385 !interesting-M")
-    );
+    assert!(reply.windows(to.len()).any(|w| w == to), "{}", String::from_utf8_lossy(reply));
+    assert!(reply.windows(30).any(|w| w == b"CSeq: 139122385 !interesting-M"));
 }
 
 fn request(kind: &str, name: &str) -> message::Request {
@@ -313,56 +255,35 @@ fn request(kind: &str, name: &str) -> message::Request {
 #[test]
 fn wsinv_is_understood_not_just_accepted() {
     let req = request("valid", "wsinv");
-    assert_eq!(
-        req.uri.to_string(),
-        "sip:vivekg@chair-dnrc.example.com;unknownparam"
-    );
+    assert_eq!(req.uri.to_string(), "sip:vivekg@chair-dnrc.example.com;unknownparam");
     assert_eq!(req.to_tag().as_deref(), Some("1918181833n"));
     assert_eq!(req.from_tag().as_deref(), Some("98asjd8"));
-    assert_eq!(
-        message::display_name(&req.header("From").unwrap()).as_deref(),
-        Some("J Rosenberg \\\"")
-    );
+    assert_eq!(message::display_name(&req.header("From").unwrap()).as_deref(), Some("J Rosenberg \\\""));
     assert_eq!(req.call_id(), "wsinv.ndaksdj@192.0.2.1");
     assert_eq!(req.cseq(), (9, "INVITE".to_string()));
     // One folded Via plus a `v:` carrying two values: three after splitting.
     let vias = req.headers_named("Via");
     assert_eq!(vias.len(), 3, "{vias:?}");
     assert_eq!(req.top_branch().as_deref(), Some("390skdjuw"));
-    assert_eq!(
-        message::uri_param(&vias[2], "branch").as_deref(),
-        Some("z9hG4bK30239")
-    );
+    assert_eq!(message::uri_param(&vias[2], "branch").as_deref(), Some("z9hG4bK30239"));
     assert_eq!(req.headers_named("Contact").len(), 1);
     assert_eq!(req.header("Max-Forwards").as_deref(), Some("0068"));
-    assert_eq!(
-        req.header("NewFangledHeader").as_deref(),
-        Some("newfangled value continued newfangled value")
-    );
+    assert_eq!(req.header("NewFangledHeader").as_deref(), Some("newfangled value continued newfangled value"));
     assert_eq!(req.body.len(), 150);
 }
 
 #[test]
 fn escapes_and_nulls_stay_as_sent() {
     let req = request("valid", "esc01");
-    assert_eq!(
-        req.uri.to_string(),
-        "sip:sips%3Auser%40example.com@example.net"
-    );
+    assert_eq!(req.uri.to_string(), "sip:sips%3Auser%40example.com@example.net");
     assert_eq!(req.body.len(), 150);
     let req = request("valid", "escnull");
     assert_eq!(req.headers_named("Contact").len(), 2);
     assert_eq!(req.to_tag(), None);
     let req = request("valid", "semiuri");
-    assert_eq!(
-        req.uri.to_string(),
-        "sip:user;par=u%40example.net@example.com"
-    );
+    assert_eq!(req.uri.to_string(), "sip:user;par=u%40example.net@example.com");
     let req = request("valid", "lwsdisp");
-    assert_eq!(
-        message::display_name(&req.header("From").unwrap()).as_deref(),
-        Some("caller")
-    );
+    assert_eq!(message::display_name(&req.header("From").unwrap()).as_deref(), Some("caller"));
 }
 
 #[test]
@@ -371,13 +292,7 @@ fn escapes_go_out_as_they_came_in() {
     let req = request("valid", "esc01");
     let bytes = message::request_bytes(&req);
     assert!(bytes.starts_with(b"INVITE sip:sips%3Auser%40example.com@example.net SIP/2.0\r\n"));
-    let req = message::request(
-        Method::Invite,
-        "sip:I%20have%20spaces@example.net",
-        vec![],
-        vec![],
-    )
-    .unwrap();
+    let req = message::request(Method::Invite, "sip:I%20have%20spaces@example.net", vec![], vec![]).unwrap();
     let bytes = message::request_bytes(&req);
     assert!(bytes.starts_with(b"INVITE sip:I%20have%20spaces@example.net SIP/2.0\r\n"));
 }
@@ -393,10 +308,7 @@ fn liberal_where_it_is_harmless() {
     let dated = base.replace("l: 0", "Date: Sat, 13 Nov 2010 23:29:00 GMT\r\nl: 0");
     assert!(message::parse(dated.as_bytes()).is_ok());
     let noreason = String::from_utf8(load("valid", "noreason")).unwrap();
-    let bad_date = noreason.replace(
-        "Content-Length: 0",
-        "Date: 13 Nov 2010 EST\r\nContent-Length: 0",
-    );
+    let bad_date = noreason.replace("Content-Length: 0", "Date: 13 Nov 2010 EST\r\nContent-Length: 0");
     assert!(message::parse(bad_date.as_bytes()).is_ok());
 }
 
@@ -415,11 +327,7 @@ fn long_values_and_many_vias_survive() {
 fn trailing_octets_after_content_length_are_discarded() {
     let req = request("valid", "dblreq");
     assert_eq!(req.call_id(), "dblreq.0ha0isndaksdj99sdfafnl3lk233412");
-    assert!(
-        req.body.is_empty(),
-        "the second request is not a body: {:?}",
-        req.body
-    );
+    assert!(req.body.is_empty(), "the second request is not a body: {:?}", req.body);
 }
 
 #[test]
@@ -444,10 +352,7 @@ fn reason_phrases_are_kept() {
     let SipMessage::Response(resp) = message::parse(&load("valid", "unreason")).unwrap() else {
         panic!("unreason is a response")
     };
-    assert_eq!(
-        message::status_text(&resp),
-        "= 2**3 * 5**2 но сто девяносто девять - простое"
-    );
+    assert_eq!(message::status_text(&resp), "= 2**3 * 5**2 но сто девяносто девять - простое");
     assert_eq!(resp.body.len(), 154);
     let SipMessage::Response(resp) = message::parse(&load("valid", "noreason")).unwrap() else {
         panic!("noreason is a response")
@@ -456,10 +361,7 @@ fn reason_phrases_are_kept() {
 }
 
 fn peer() -> Peer {
-    Peer {
-        transport: Transport::Udp,
-        addr: SocketAddr::from(([127, 0, 0, 1], 5099)),
-    }
+    Peer { transport: Transport::Udp, addr: SocketAddr::from(([127, 0, 0, 1], 5099)) }
 }
 
 fn engine() -> Engine {
@@ -486,14 +388,7 @@ fn engine() -> Engine {
 fn engine_and_transactions_take_every_torture_message() {
     let now = Instant::now();
     for &(name, expect) in VALID.iter().chain(INVALID) {
-        let data = load(
-            if VALID.contains(&(name, expect)) {
-                "valid"
-            } else {
-                "invalid"
-            },
-            name,
-        );
+        let data = load(if VALID.contains(&(name, expect)) { "valid" } else { "invalid" }, name);
         let mut e = engine();
         e.handle_datagram(now, &data, peer());
         let sent: Vec<Vec<u8>> = std::iter::from_fn(|| e.poll_output())
@@ -515,8 +410,7 @@ fn engine_and_transactions_take_every_torture_message() {
             }
             Request(_) => {
                 for bytes in &sent {
-                    let answer =
-                        message::parse(bytes).unwrap_or_else(|e| panic!("{name}: our answer {e}"));
+                    let answer = message::parse(bytes).unwrap_or_else(|e| panic!("{name}: our answer {e}"));
                     assert!(matches!(answer, SipMessage::Response(_)), "{name}");
                 }
             }
@@ -538,11 +432,7 @@ fn engine_and_transactions_take_every_torture_message() {
 /// discard rule is for datagrams).
 #[test]
 fn stream_framer_cuts_the_valid_messages_apart() {
-    let names: Vec<&str> = VALID
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| *n != "dblreq")
-        .collect();
+    let names: Vec<&str> = VALID.iter().map(|(n, _)| *n).filter(|n| *n != "dblreq").collect();
     let stream: Vec<u8> = names.iter().flat_map(|n| load("valid", n)).collect();
     for chunk in [1, 7, 100, 4096] {
         let mut framer = StreamFramer::default();
@@ -554,10 +444,7 @@ fn stream_framer_cuts_the_valid_messages_apart() {
             }
         }
         assert_eq!(framer.pending(), 0, "chunk {chunk}");
-        let expected: Vec<Frame> = names
-            .iter()
-            .map(|n| Frame::Message(load("valid", n)))
-            .collect();
+        let expected: Vec<Frame> = names.iter().map(|n| Frame::Message(load("valid", n))).collect();
         assert_eq!(frames, expected, "chunk {chunk}");
     }
 }

@@ -63,16 +63,10 @@ impl Peer {
     }
 
     fn send(&self, rt: &tokio::runtime::Runtime, cmd: Command) {
-        rt.block_on(self.commands.send(cmd))
-            .expect("peer engine stopped");
+        rt.block_on(self.commands.send(cmd)).expect("peer engine stopped");
     }
 
-    fn wait(
-        &mut self,
-        rt: &tokio::runtime::Runtime,
-        what: &str,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Event {
+    fn wait(&mut self, rt: &tokio::runtime::Runtime, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
         if let Some(e) = self.seen.iter().find(|e| pred(e)) {
             return e.clone();
         }
@@ -87,10 +81,7 @@ impl Peer {
                         return ev;
                     }
                 }
-                _ => panic!(
-                    "{}: no {what} within {WAIT:?}; saw {:#?}",
-                    self.name, self.seen
-                ),
+                _ => panic!("{}: no {what} within {WAIT:?}; saw {:#?}", self.name, self.seen),
             }
         }
     }
@@ -107,15 +98,8 @@ struct World {
 }
 
 impl World {
-    fn new(
-        bob_answers: bool,
-        tweak: impl FnOnce(&mut ParkConfig),
-    ) -> (World, Harness<'static, OrbitApp>) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+    fn new(bob_answers: bool, tweak: impl FnOnce(&mut ParkConfig)) -> (World, Harness<'static, OrbitApp>) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let park_port = free_port();
         let listen: SocketAddr = format!("127.0.0.1:{park_port}").parse().expect("addr");
         let mut cfg = ParkConfig::default_local(&format!("127.0.0.1:{park_port}"), listen);
@@ -133,13 +117,7 @@ impl World {
             };
             let h = rt.block_on(phone_driver::start(cfg)).expect("peer engine");
             let addr = h.local[&Transport::Udp];
-            Peer {
-                name: user,
-                commands: h.commands,
-                events: h.events,
-                seen: Vec::new(),
-                addr,
-            }
+            Peer { name: user, commands: h.commands, events: h.events, seen: Vec::new(), addr }
         };
         let bob = peer(&rt, "bob", "Bob", bob_answers);
         let carol = peer(&rt, "carol", "Carol", false);
@@ -156,27 +134,14 @@ impl World {
             runtime: rt.handle().clone(),
             config_dir: None,
             clipboard: Box::new(clipboard.clone()),
-            start: Start::Running {
-                phone: alice,
-                registers: false,
-            },
+            start: Start::Running { phone: alice, registers: false },
             dial: None,
             listen: "127.0.0.1:0".parse().expect("addr"),
         });
         let harness = Harness::builder()
             .with_size(egui::vec2(1000.0, 720.0))
             .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
-        (
-            World {
-                rt,
-                _park: park,
-                park_port,
-                bob,
-                carol,
-                clipboard,
-            },
-            harness,
-        )
+        (World { rt, _park: park, park_port, bob, carol, clipboard }, harness)
     }
 
     fn orbit_uri(&self, orbit: &str) -> String {
@@ -185,11 +150,7 @@ impl World {
 }
 
 /// Run frames until `pred` holds (the engine works in real time on its own threads).
-fn step_until(
-    h: &mut Harness<'_, OrbitApp>,
-    what: &str,
-    pred: impl Fn(&Harness<'_, OrbitApp>) -> bool,
-) {
+fn step_until(h: &mut Harness<'_, OrbitApp>, what: &str, pred: impl Fn(&Harness<'_, OrbitApp>) -> bool) {
     let deadline = Instant::now() + WAIT;
     loop {
         h.step();
@@ -198,10 +159,7 @@ fn step_until(
             return;
         }
         if Instant::now() > deadline {
-            panic!(
-                "window never showed {what}; model: {:#?}",
-                h.state().model()
-            );
+            panic!("window never showed {what}; model: {:#?}", h.state().model());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -239,9 +197,7 @@ fn bob_calls(w: &mut World, h: &mut Harness<'_, OrbitApp>) {
     click(h, "Answer");
     step_until(h, "the conversation window", |h| shows(h, "Call with Bob"));
     step_until(h, "the call connected", |h| shows_part(h, "Connected"));
-    w.bob.wait(&w.rt, "established", |e| {
-        matches!(e, Event::CallEstablished { .. })
-    });
+    w.bob.wait(&w.rt, "established", |e| matches!(e, Event::CallEstablished { .. }));
 }
 
 #[test]
@@ -251,13 +207,8 @@ fn answer_park_copy_and_picked_up_by_carol() {
     h.check_accessibility();
 
     click(&mut h, "Park");
-    step_until(&mut h, "Parked on 7000", |h| {
-        shows(h, "Parked on") && shows(h, "7000")
-    });
-    assert!(
-        shows_part(&h, "Rings you back in"),
-        "a countdown to ring-back"
-    );
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on") && shows(h, "7000"));
+    assert!(shows_part(&h, "Rings you back in"), "a countdown to ring-back");
     // The Parked calls panel lists it too (the orbit link, the party), and so does the
     // busy-lamp Orbits panel fed by the park service's RFC 4235 NOTIFYs.
     step_until(&mut h, "7000 in the conversation, the Parked calls panel and the Orbits panel", |h| {
@@ -266,26 +217,17 @@ fn answer_park_copy_and_picked_up_by_carol() {
     h.check_accessibility();
 
     click(&mut h, "Copy");
-    let expected = format!(
-        "Parked call from Bob on 7000 — dial 7000 or open {}",
-        w.orbit_uri("7000")
-    );
+    let expected = format!("Parked call from Bob on 7000 — dial 7000 or open {}", w.orbit_uri("7000"));
     assert_eq!(w.clipboard.text().as_deref(), Some(expected.as_str()));
     step_until(&mut h, "Copied feedback", |h| shows_part(h, "Copied"));
 
     // Carol dials the orbit: the window follows the park to its end.
     let orbit = w.orbit_uri("7000");
     w.carol.send(&w.rt, Command::Dial { target: orbit });
-    let up = w.carol.wait(&w.rt, "call established", |e| {
-        matches!(e, Event::CallEstablished { .. })
-    });
-    let Event::CallEstablished { party, .. } = up else {
-        unreachable!()
-    };
+    let up = w.carol.wait(&w.rt, "call established", |e| matches!(e, Event::CallEstablished { .. }));
+    let Event::CallEstablished { party, .. } = up else { unreachable!() };
     assert!(party.contains("bob"), "Carol talks to Bob: {party}");
-    step_until(&mut h, "Picked up by Carol", |h| {
-        shows_part(h, "Picked up by Carol at ")
-    });
+    step_until(&mut h, "Picked up by Carol", |h| shows_part(h, "Picked up by Carol at "));
     assert!(!shows(&h, "Parked on"), "no longer parked");
     assert!(shows(&h, "No parked calls"));
     // The window stays until closed.
@@ -299,65 +241,40 @@ fn enter_dials_hold_resume_and_hang_up() {
     let field = h.get_by_label("Number or SIP address");
     field.click();
     h.step();
-    h.get_by_label("Number or SIP address")
-        .type_text(&w.bob.uri("bob"));
+    h.get_by_label("Number or SIP address").type_text(&w.bob.uri("bob"));
     h.step();
     h.key_press(egui::Key::Enter);
     h.step();
-    step_until(&mut h, "the call connected", |h| {
-        shows(h, "Call with bob") && shows_part(h, "Connected")
-    });
+    step_until(&mut h, "the call connected", |h| shows(h, "Call with bob") && shows_part(h, "Connected"));
 
     click(&mut h, "Hold");
     step_until(&mut h, "On hold", |h| shows_part(h, "On hold"));
     click(&mut h, "Resume");
-    step_until(&mut h, "Connected again", |h| {
-        shows_part(h, "Connected") && shows(h, "Hold")
-    });
+    step_until(&mut h, "Connected again", |h| shows_part(h, "Connected") && shows(h, "Hold"));
 
     click(&mut h, "Keypad");
-    step_until(&mut h, "the keypad", |h| {
-        h.query_all_by_label_contains("Keypad for call").count() == 12
-    });
+    step_until(&mut h, "the keypad", |h| h.query_all_by_label_contains("Keypad for call").count() == 12);
     h.check_accessibility();
     h.get_by_label_contains("Keypad for call 1 5").click();
     h.step();
-    w.bob.wait(
-        &w.rt,
-        "the digit",
-        |e| matches!(e, Event::DtmfReceived { digit, .. } if digit == "5"),
-    );
+    w.bob.wait(&w.rt, "the digit", |e| matches!(e, Event::DtmfReceived { digit, .. } if digit == "5"));
 
     click(&mut h, "Hang up");
-    w.bob.wait(&w.rt, "the call ended", |e| {
-        matches!(e, Event::CallEnded { .. })
-    });
-    step_until(&mut h, "the end", |h| {
-        shows_part(h, "Call ended: You hung up")
-    });
-    step_until(&mut h, "recent calls", |h| {
-        h.query_by_label("Call bob again").is_some()
-    });
+    w.bob.wait(&w.rt, "the call ended", |e| matches!(e, Event::CallEnded { .. }));
+    step_until(&mut h, "the end", |h| shows_part(h, "Call ended: You hung up"));
+    step_until(&mut h, "recent calls", |h| h.query_by_label("Call bob again").is_some());
 }
 
 #[test]
 fn esc_cancels_a_ringing_outgoing_call() {
     let (mut w, mut h) = World::new(false, |_| {});
     dial(&mut h, &w.bob.uri("bob"));
-    w.bob.wait(&w.rt, "the incoming call", |e| {
-        matches!(e, Event::CallIncoming { .. })
-    });
-    step_until(&mut h, "ringing", |h| {
-        shows(h, "Ringing…") || shows(h, "Calling…")
-    });
+    w.bob.wait(&w.rt, "the incoming call", |e| matches!(e, Event::CallIncoming { .. }));
+    step_until(&mut h, "ringing", |h| shows(h, "Ringing…") || shows(h, "Calling…"));
     h.key_press(egui::Key::Escape);
     h.step();
-    w.bob.wait(&w.rt, "the call cancelled", |e| {
-        matches!(e, Event::CallEnded { .. })
-    });
-    step_until(&mut h, "Cancelled", |h| {
-        shows_part(h, "Call ended: Cancelled")
-    });
+    w.bob.wait(&w.rt, "the call cancelled", |e| matches!(e, Event::CallEnded { .. }));
+    step_until(&mut h, "Cancelled", |h| shows_part(h, "Call ended: Cancelled"));
 }
 
 #[test]
@@ -372,23 +289,13 @@ fn ring_back_is_labelled_and_answering_takes_the_call_back() {
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::P);
     h.step();
     step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
-    step_until(&mut h, "the ring-back popup", |h| {
-        shows(h, "Parked call returning from 7000 — Bob (attempt 1 of 3)")
-    });
-    step_until(&mut h, "Ringing you back", |h| {
-        shows(h, "Ringing you back (1 of 3)")
-    });
+    step_until(&mut h, "the ring-back popup", |h| shows(h, "Parked call returning from 7000 — Bob (attempt 1 of 3)"));
+    step_until(&mut h, "Ringing you back", |h| shows(h, "Ringing you back (1 of 3)"));
     h.check_accessibility();
     click(&mut h, "Answer");
-    step_until(&mut h, "picked up by me", |h| {
-        shows_part(h, "Picked up by you at ")
-    });
-    step_until(&mut h, "talking to Bob again", |h| {
-        shows_part(h, "Connected")
-    });
-    let _ = w.bob.wait(&w.rt, "still in a call", |e| {
-        matches!(e, Event::CallEstablished { .. })
-    });
+    step_until(&mut h, "picked up by me", |h| shows_part(h, "Picked up by you at "));
+    step_until(&mut h, "talking to Bob again", |h| shows_part(h, "Connected"));
+    let _ = w.bob.wait(&w.rt, "still in a call", |e| matches!(e, Event::CallEstablished { .. }));
 }
 
 #[test]
@@ -398,24 +305,16 @@ fn orbit_link_picks_the_call_back_up() {
     click(&mut h, "Park");
     step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
     // The link in the conversation window (the first of the two "7000" links).
-    h.get_all_by_label("7000")
-        .next()
-        .expect("orbit link")
-        .click();
+    h.get_all_by_label("7000").next().expect("orbit link").click();
     h.step();
-    step_until(&mut h, "picked up by me", |h| {
-        shows_part(h, "Picked up by you at ")
-    });
-    step_until(&mut h, "a new call with Bob", |h| {
-        shows_part(h, "Connected")
-    });
+    step_until(&mut h, "picked up by me", |h| shows_part(h, "Picked up by you at "));
+    step_until(&mut h, "a new call with Bob", |h| shows_part(h, "Connected"));
 }
 
 #[test]
 fn park_failure_reads_no_free_orbit() {
     let (mut w, mut h) = World::new(false, |c| {
-        c.orbits =
-            vec![orbitphone::park::orbits::OrbitRange::parse("7000", "7000").expect("range")];
+        c.orbits = vec![orbitphone::park::orbits::OrbitRange::parse("7000", "7000").expect("range")];
     });
     bob_calls(&mut w, &mut h);
     click(&mut h, "Park");
@@ -423,41 +322,24 @@ fn park_failure_reads_no_free_orbit() {
     // Carol calls; the popup answers it; parking it finds the only orbit taken.
     let target = format!("sip:alice@{}", alice_addr(&h));
     w.carol.send(&w.rt, Command::Dial { target });
-    step_until(&mut h, "the incoming popup", |h| {
-        shows(h, "Carol is calling")
-    });
+    step_until(&mut h, "the incoming popup", |h| shows(h, "Carol is calling"));
     h.check_accessibility();
     click(&mut h, "Answer");
-    step_until(&mut h, "the call with Carol", |h| {
-        shows(h, "Call with Carol")
-    });
-    step_until(&mut h, "connected", |h| {
-        shows_part(h, "Connected") && h.query_by_label("Park").is_some()
-    });
-    w.carol.wait(&w.rt, "established", |e| {
-        matches!(e, Event::CallEstablished { .. })
-    });
+    step_until(&mut h, "the call with Carol", |h| shows(h, "Call with Carol"));
+    step_until(&mut h, "connected", |h| shows_part(h, "Connected") && h.query_by_label("Park").is_some());
+    w.carol.wait(&w.rt, "established", |e| matches!(e, Event::CallEstablished { .. }));
     click(&mut h, "Park");
-    step_until(&mut h, "the failure", |h| {
-        shows(h, "Park failed: no free orbit")
-    });
+    step_until(&mut h, "the failure", |h| shows(h, "Park failed: no free orbit"));
 }
 
 /// Where the window's engine listens.
 fn alice_addr(h: &Harness<'_, OrbitApp>) -> String {
-    h.state()
-        .local_sip()
-        .map(|a| a.to_string())
-        .expect("alice's engine is bound")
+    h.state().local_sip().map(|a| a.to_string()).expect("alice's engine is bound")
 }
 
 #[test]
 fn first_run_form_signs_in_and_never_saves_the_password() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let app = OrbitApp::new(AppOptions {
@@ -472,44 +354,25 @@ fn first_run_form_signs_in_and_never_saves_the_password() {
         .with_size(egui::vec2(1000.0, 720.0))
         .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
     h.step();
-    assert!(
-        shows_part(&h, "set up your SIP account"),
-        "no saved account: the form shows"
-    );
-    assert!(
-        shows_part(&h, "no keyring support"),
-        "the form says where the password goes"
-    );
+    assert!(shows_part(&h, "set up your SIP account"), "no saved account: the form shows");
+    assert!(shows_part(&h, "no keyring support"), "the form says where the password goes");
     h.check_accessibility();
     click(&mut h, "Sign in");
-    step_until(&mut h, "a readable problem", |h| {
-        shows(h, "Enter your SIP address, like alice@example.com")
-    });
+    step_until(&mut h, "a readable problem", |h| shows(h, "Enter your SIP address, like alice@example.com"));
 
-    for (label, text) in [
-        ("SIP address", "alice@127.0.0.1"),
-        ("Password", "s3cret-pw"),
-    ] {
+    for (label, text) in [("SIP address", "alice@127.0.0.1"), ("Password", "s3cret-pw")] {
         h.get_by_label(label).click();
         h.step();
         h.get_by_label(label).type_text(text);
         h.step();
     }
     // Direct calls only: no registrar on this machine.
-    click(
-        &mut h,
-        "Register with the server (off: direct calls by IP only)",
-    );
+    click(&mut h, "Register with the server (off: direct calls by IP only)");
     click(&mut h, "Sign in");
-    step_until(&mut h, "the main window", |h| {
-        shows(h, "Parked calls") && shows_part(h, "direct calls only")
-    });
+    step_until(&mut h, "the main window", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
     let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
     assert!(saved.contains("alice@127.0.0.1"), "{saved}");
-    assert!(
-        !saved.contains("s3cret"),
-        "the password is never written: {saved}"
-    );
+    assert!(!saved.contains("s3cret"), "the password is never written: {saved}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -524,26 +387,14 @@ fn blind_transfer_from_the_conversation_window() {
     h.get_by_label("Transfer to").type_text(&carol);
     h.step();
     click(&mut h, "Transfer now");
-    let ev = w.bob.wait(&w.rt, "the REFER", |e| {
-        matches!(e, Event::TransferRequested { .. })
-    });
-    let Event::TransferRequested { target, .. } = ev else {
-        unreachable!()
-    };
+    let ev = w.bob.wait(&w.rt, "the REFER", |e| matches!(e, Event::TransferRequested { .. }));
+    let Event::TransferRequested { target, .. } = ev else { unreachable!() };
     assert!(target.contains("carol"), "{target}");
-    w.carol.wait(&w.rt, "Bob's call", |e| {
-        matches!(e, Event::CallIncoming { .. })
-    });
-    step_until(&mut h, "the transfer in progress", |h| {
-        shows(h, "Transferring…")
-    });
+    w.carol.wait(&w.rt, "Bob's call", |e| matches!(e, Event::CallIncoming { .. }));
+    step_until(&mut h, "the transfer in progress", |h| shows(h, "Transferring…"));
     w.carol.send(&w.rt, Command::Answer { call: None });
-    w.carol.wait(&w.rt, "talking to Bob", |e| {
-        matches!(e, Event::CallEstablished { .. })
-    });
-    step_until(&mut h, "the transfer done", |h| {
-        shows_part(h, "Call ended: Transferred")
-    });
+    w.carol.wait(&w.rt, "talking to Bob", |e| matches!(e, Event::CallEstablished { .. }));
+    step_until(&mut h, "the transfer done", |h| shows_part(h, "Call ended: Transferred"));
 }
 
 #[test]
@@ -553,9 +404,7 @@ fn decline_from_the_popup() {
     w.bob.send(&w.rt, Command::Dial { target });
     step_until(&mut h, "the incoming popup", |h| shows(h, "Bob is calling"));
     click(&mut h, "Decline");
-    w.bob.wait(&w.rt, "the call declined", |e| {
-        matches!(e, Event::CallEnded { .. })
-    });
+    w.bob.wait(&w.rt, "the call declined", |e| matches!(e, Event::CallEnded { .. }));
     step_until(&mut h, "the popup gone", |h| !shows(h, "Bob is calling"));
     step_until(&mut h, "a declined call", |h| shows_part(h, "declined"));
 }

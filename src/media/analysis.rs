@@ -10,9 +10,7 @@ pub fn sine(freq: f32, rate: u32, ms: u32, amplitude: f32) -> Vec<i16> {
     let n = (u64::from(rate) * u64::from(ms) / 1000) as usize;
     let peak = f64::from(amplitude.clamp(0.0, 1.0)) * f64::from(i16::MAX);
     let w = 2.0 * PI * f64::from(freq) / f64::from(rate.max(1));
-    (0..n)
-        .map(|i| (peak * (w * i as f64).sin()).round() as i16)
-        .collect()
+    (0..n).map(|i| (peak * (w * i as f64).sin()).round() as i16).collect()
 }
 
 /// RMS level in dBFS (a full-scale square wave is 0, a full-scale sine about -3);
@@ -23,11 +21,7 @@ pub fn rms_dbfs(samples: &[i16]) -> f32 {
     }
     let sum: f64 = samples.iter().map(|&s| f64::from(s) * f64::from(s)).sum();
     let rms = (sum / samples.len() as f64).sqrt();
-    if rms == 0.0 {
-        f32::NEG_INFINITY
-    } else {
-        (20.0 * (rms / 32768.0).log10()) as f32
-    }
+    if rms == 0.0 { f32::NEG_INFINITY } else { (20.0 * (rms / 32768.0).log10()) as f32 }
 }
 
 /// Squared magnitude of the DTFT of `x` at angular frequency `w` (Goertzel recurrence).
@@ -120,10 +114,7 @@ pub fn dominant_frequency(samples: &[i16], rate: u32) -> f32 {
     let g = (5f64.sqrt() - 1.0) / 2.0;
     let mut c = hi - g * (hi - lo);
     let mut d = lo + g * (hi - lo);
-    let (mut fc, mut fd) = (
-        goertzel_power(&windowed, to_w(c)),
-        goertzel_power(&windowed, to_w(d)),
-    );
+    let (mut fc, mut fd) = (goertzel_power(&windowed, to_w(c)), goertzel_power(&windowed, to_w(d)));
     while hi - lo > 0.01 {
         if fc > fd {
             hi = d;
@@ -151,9 +142,7 @@ pub fn tone_onset(samples: &[i16], rate: u32, freq: f32) -> Option<usize> {
     if samples.is_empty() || rate == 0 || freq <= 0.0 || freq >= f64::from(rate) / 2.0 {
         return None;
     }
-    let min_len = (f64::from(rate) / 100.0)
-        .max(4.0 * f64::from(rate) / freq)
-        .ceil() as usize;
+    let min_len = (f64::from(rate) / 100.0).max(4.0 * f64::from(rate) / freq).ceil() as usize;
     let n = min_len.min(samples.len());
     let hop = (n / 8).max(1);
     let w = 2.0 * PI * freq / f64::from(rate);
@@ -163,10 +152,7 @@ pub fn tone_onset(samples: &[i16], rate: u32, freq: f32) -> Option<usize> {
     };
     let mut start = 0;
     while start + n <= samples.len() {
-        let window: Vec<f64> = samples[start..start + n]
-            .iter()
-            .map(|&s| f64::from(s))
-            .collect();
+        let window: Vec<f64> = samples[start..start + n].iter().map(|&s| f64::from(s)).collect();
         let energy: f64 = window.iter().map(|v| v * v).sum();
         if energy / n as f64 >= floor {
             // For a tone filling the last k samples after silence this ratio is k/n.
@@ -189,9 +175,7 @@ mod tests {
     fn noise(n: usize, amp: f64, seed: u64) -> Vec<i16> {
         use rand::{Rng, SeedableRng, rngs::StdRng};
         let mut rng = StdRng::seed_from_u64(seed);
-        (0..n)
-            .map(|_| (rng.random_range(-1.0..1.0) * amp) as i16)
-            .collect()
+        (0..n).map(|_| (rng.random_range(-1.0..1.0) * amp) as i16).collect()
     }
 
     #[test]
@@ -226,10 +210,7 @@ mod tests {
             (3950.0, 8000, 200),
         ] {
             let f = dominant_frequency(&sine(freq, rate, ms, 0.5), rate);
-            assert!(
-                (f - freq).abs() < 1.0,
-                "{freq} Hz at {rate} for {ms} ms -> {f}"
-            );
+            assert!((f - freq).abs() < 1.0, "{freq} Hz at {rate} for {ms} ms -> {f}");
         }
         assert_eq!(dominant_frequency(&[0; 800], 8000), 0.0);
         assert_eq!(dominant_frequency(&[], 8000), 0.0);
@@ -288,10 +269,7 @@ mod tests {
         assert_eq!(tone_onset(&sine(1000.0, 8000, 500, 0.5), 8000, 440.0), None);
         assert_eq!(tone_onset(&vec![0; 8000], 8000, 440.0), None);
         assert_eq!(tone_onset(&noise(8000, 8000.0, 3), 8000, 440.0), None);
-        assert_eq!(
-            tone_onset(&sine(440.0, 8000, 500, 0.001), 8000, 440.0),
-            None
-        ); // -60 dBFS
+        assert_eq!(tone_onset(&sine(440.0, 8000, 500, 0.001), 8000, 440.0), None); // -60 dBFS
         assert_eq!(tone_onset(&[], 8000, 440.0), None);
         assert_eq!(tone_onset(&[1, 2, 3], 8000, 5000.0), None);
     }

@@ -81,11 +81,7 @@ pub struct G711Encoder {
 
 impl Encoder for G711Encoder {
     fn encode(&mut self, pcm: &[i16]) -> Vec<u8> {
-        if self.alaw {
-            g711::encode_alaw(pcm)
-        } else {
-            g711::encode_ulaw(pcm)
-        }
+        if self.alaw { g711::encode_alaw(pcm) } else { g711::encode_ulaw(pcm) }
     }
 }
 
@@ -102,21 +98,13 @@ pub struct G711Decoder {
 
 impl G711Decoder {
     fn new(alaw: bool, frame: usize) -> Self {
-        G711Decoder {
-            alaw,
-            last: vec![0; frame],
-            lost: 0,
-        }
+        G711Decoder { alaw, last: vec![0; frame], lost: 0 }
     }
 }
 
 impl Decoder for G711Decoder {
     fn decode(&mut self, payload: &[u8]) -> Vec<i16> {
-        let pcm = if self.alaw {
-            g711::decode_alaw(payload)
-        } else {
-            g711::decode_ulaw(payload)
-        };
+        let pcm = if self.alaw { g711::decode_alaw(payload) } else { g711::decode_ulaw(payload) };
         if !pcm.is_empty() {
             self.last.clone_from(&pcm);
         }
@@ -159,8 +147,7 @@ impl OpusEncoder {
     /// Honors the peer's `maxaveragebitrate` from its fmtp.
     pub fn new(fmtp: Option<&str>) -> Result<Self, CodecError> {
         let err = |e: opus::Error| CodecError::Opus(e.to_string());
-        let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip)
-            .map_err(err)?;
+        let mut enc = opus::Encoder::new(48000, opus::Channels::Mono, opus::Application::Voip).map_err(err)?;
         let max = fmtp_param(fmtp, "maxaveragebitrate")
             .and_then(|v| v.parse::<i32>().ok())
             .filter(|&b| (6000..=510_000).contains(&b));
@@ -194,13 +181,8 @@ pub struct OpusDecoder {
 
 impl OpusDecoder {
     fn new(frame: usize) -> Result<Self, CodecError> {
-        let dec = opus::Decoder::new(48000, opus::Channels::Mono)
-            .map_err(|e| CodecError::Opus(e.to_string()))?;
-        Ok(OpusDecoder {
-            dec,
-            frame: frame.clamp(120, OPUS_MAX_FRAME),
-            buf: vec![0; OPUS_MAX_FRAME],
-        })
+        let dec = opus::Decoder::new(48000, opus::Channels::Mono).map_err(|e| CodecError::Opus(e.to_string()))?;
+        Ok(OpusDecoder { dec, frame: frame.clamp(120, OPUS_MAX_FRAME), buf: vec![0; OPUS_MAX_FRAME] })
     }
 
     fn run(&mut self, input: &[u8], samples: usize, fec: bool) -> Option<Vec<i16>> {
@@ -215,8 +197,7 @@ impl OpusDecoder {
 
     fn plc(&mut self) -> Vec<i16> {
         let frame = self.frame;
-        self.run(&[], frame, false)
-            .unwrap_or_else(|| vec![0; frame])
+        self.run(&[], frame, false).unwrap_or_else(|| vec![0; frame])
     }
 }
 
@@ -266,9 +247,7 @@ mod tests {
         let mut enc = encoder_for(codec, 20).unwrap();
         let mut dec = decoder_for(codec, 20).unwrap();
         let n = frame_samples(codec.kind, 20);
-        tone.chunks_exact(n)
-            .flat_map(|f| dec.decode(&enc.encode(f)))
-            .collect()
+        tone.chunks_exact(n).flat_map(|f| dec.decode(&enc.encode(f))).collect()
     }
 
     #[test]
@@ -279,13 +258,7 @@ mod tests {
         assert_eq!(frame_samples(CodecKind::Pcma, 20), 160);
         assert!(encoder_for(&Codec::telephone_event(101, 8000), 20).is_err());
         assert!(decoder_for(&Codec::telephone_event(101, 8000), 20).is_err());
-        assert_eq!(
-            fmtp_param(
-                Some("useinbandfec=1; maxaveragebitrate=20000"),
-                "maxaveragebitrate"
-            ),
-            Some("20000")
-        );
+        assert_eq!(fmtp_param(Some("useinbandfec=1; maxaveragebitrate=20000"), "maxaveragebitrate"), Some("20000"));
         assert_eq!(fmtp_param(Some("useinbandfec=1"), "stereo"), None);
         assert_eq!(fmtp_param(None, "stereo"), None);
     }
@@ -338,11 +311,7 @@ mod tests {
             let mut err = 0.0;
             for (i, p) in packets.iter().enumerate() {
                 let pcm = if i % 5 == 2 {
-                    dec.conceal(if use_fec {
-                        packets.get(i + 1).map(|p| p.as_slice())
-                    } else {
-                        None
-                    })
+                    dec.conceal(if use_fec { packets.get(i + 1).map(|p| p.as_slice()) } else { None })
                 } else {
                     dec.decode(p)
                 };

@@ -45,11 +45,7 @@ const fn ulaw_decode(code: u8) -> i16 {
     let u = !code as i32;
     let mut t = ((u & 0x0F) << 3) + ULAW_BIAS;
     t <<= (u & 0x70) >> 4;
-    (if u & 0x80 != 0 {
-        ULAW_BIAS - t
-    } else {
-        t - ULAW_BIAS
-    }) as i16
+    (if u & 0x80 != 0 { ULAW_BIAS - t } else { t - ULAW_BIAS }) as i16
 }
 
 /// Encodes one sample as A-law.
@@ -67,11 +63,7 @@ pub const fn linear_to_alaw(sample: i16) -> u8 {
         return (0x7F ^ mask) as u8;
     }
     let mut code = (seg as i32) << 4;
-    code |= if seg < 2 {
-        (pcm >> 1) & 0x0F
-    } else {
-        (pcm >> seg) & 0x0F
-    };
+    code |= if seg < 2 { (pcm >> 1) & 0x0F } else { (pcm >> seg) & 0x0F };
     (code ^ mask) as u8
 }
 
@@ -94,11 +86,7 @@ const fn build_table(ulaw: bool) -> [i16; 256] {
     let mut table = [0i16; 256];
     let mut i = 0;
     while i < 256 {
-        table[i] = if ulaw {
-            ulaw_decode(i as u8)
-        } else {
-            alaw_decode(i as u8)
-        };
+        table[i] = if ulaw { ulaw_decode(i as u8) } else { alaw_decode(i as u8) };
         i += 1;
     }
     table
@@ -168,11 +156,7 @@ mod tests {
     #[test]
     fn alaw_round_trips_all_codes() {
         for code in 0..=255u8 {
-            assert_eq!(
-                linear_to_alaw(alaw_to_linear(code)),
-                code,
-                "code {code:#04x}"
-            );
+            assert_eq!(linear_to_alaw(alaw_to_linear(code)), code, "code {code:#04x}");
         }
     }
 
@@ -180,11 +164,7 @@ mod tests {
     fn ulaw_round_trips_all_codes_but_negative_zero() {
         for code in 0..=255u8 {
             let expect = if code == 0x7F { 0xFF } else { code };
-            assert_eq!(
-                linear_to_ulaw(ulaw_to_linear(code)),
-                expect,
-                "code {code:#04x}"
-            );
+            assert_eq!(linear_to_ulaw(ulaw_to_linear(code)), expect, "code {code:#04x}");
         }
         // 0x7F is μ-law's "negative zero": it decodes to 0, which encodes as 0xFF.
         assert_eq!(ulaw_to_linear(0x7F), 0);

@@ -143,8 +143,7 @@ impl JitterBuffer {
     }
 
     fn desired_ms(&self) -> f64 {
-        (f64::from(self.frame_ms) + JITTER_FACTOR * self.jitter_ms)
-            .clamp(self.min_ms(), f64::from(MAX_DEPTH_MS))
+        (f64::from(self.frame_ms) + JITTER_FACTOR * self.jitter_ms).clamp(self.min_ms(), f64::from(MAX_DEPTH_MS))
     }
 
     fn bump_target(&mut self) {
@@ -183,12 +182,9 @@ impl JitterBuffer {
         self.stats.received += 1;
         if let Some((t0, ts0)) = self.last_arrival {
             let arrival_ms = now_ms as f64 - t0 as f64;
-            let media_ms =
-                f64::from(timestamp.wrapping_sub(ts0) as i32) * 1000.0 / f64::from(self.clock_rate);
+            let media_ms = f64::from(timestamp.wrapping_sub(ts0) as i32) * 1000.0 / f64::from(self.clock_rate);
             // A sender restart or long gap is not jitter; cap its influence.
-            let d = (arrival_ms - media_ms)
-                .abs()
-                .min(f64::from(MAX_DEPTH_MS) * 2.0);
+            let d = (arrival_ms - media_ms).abs().min(f64::from(MAX_DEPTH_MS) * 2.0);
             self.jitter_ms += (d - self.jitter_ms) / 16.0;
         }
         self.last_arrival = Some((now_ms, timestamp));
@@ -260,10 +256,7 @@ impl JitterBuffer {
         }
         if self.shrink_pops >= SHRINK_WINDOW_POPS {
             // Shrink only if even the emptiest moment of a calm second had room to spare.
-            if adjust == Adjust::None
-                && !self.trouble
-                && self.shrink_min_ms as f64 > target + frame as f64 / 2.0
-            {
+            if adjust == Adjust::None && !self.trouble && self.shrink_min_ms as f64 > target + frame as f64 / 2.0 {
                 adjust = Adjust::Shrink;
             }
             self.shrink_pops = 0;
@@ -411,10 +404,7 @@ mod tests {
     }
 
     fn count(frames: &[(u64, Frame)], want: &Frame) -> usize {
-        frames
-            .iter()
-            .filter(|(_, f)| std::mem::discriminant(f) == std::mem::discriminant(want))
-            .count()
+        frames.iter().filter(|(_, f)| std::mem::discriminant(f) == std::mem::discriminant(want)).count()
     }
 
     fn assert_increasing(v: &[u32]) {
@@ -437,17 +427,11 @@ mod tests {
         assert_eq!(played(&frames), (0..500).collect::<Vec<_>>());
         assert_eq!(count(&frames, &Frame::Missing), 0);
         // Each frame is played on the first pop after it arrives.
-        let first = frames
-            .iter()
-            .position(|(_, f)| matches!(f, Frame::Audio(_)))
-            .unwrap();
+        let first = frames.iter().position(|(_, f)| matches!(f, Frame::Audio(_))).unwrap();
         assert_eq!(frames[first].0, 1010);
         assert_eq!(jb.depth_ms(), 20);
         let s = jb.stats();
-        assert_eq!(
-            (s.received, s.played, s.late, s.duplicate, s.dropped),
-            (500, 500, 0, 0, 0)
-        );
+        assert_eq!((s.received, s.played, s.late, s.duplicate, s.dropped), (500, 500, 0, 0, 0));
         assert!(jb.jitter_ms() < 0.01);
         // After the stream stops: ~200 ms of concealment, then idle.
         let tail: Vec<Frame> = (0..15).map(|i| jb.pop(11_010 + i * 20)).collect();
@@ -466,10 +450,7 @@ mod tests {
         assert_increasing(&got);
         let s = jb.stats();
         assert!(got.len() >= 495, "played {}", got.len());
-        assert_eq!(
-            s.played as usize + s.dropped as usize,
-            500 - s.late as usize
-        );
+        assert_eq!(s.played as usize + s.dropped as usize, 500 - s.late as usize);
         assert!(s.late <= 2, "{s:?}");
         assert!(jb.jitter_ms() > 15.0);
     }
@@ -493,10 +474,7 @@ mod tests {
         assert_eq!(got.len() as u64 + s.dropped, 2000 - u64::from(lost));
         assert!(s.dropped <= 20, "{s:?}");
         let missing = count(&frames, &Frame::Missing) as u32;
-        assert!(
-            missing >= lost && missing <= lost * 2 + 10,
-            "lost {lost}, missing {missing}"
-        );
+        assert!(missing >= lost && missing <= lost * 2 + 10, "lost {lost}, missing {missing}");
     }
 
     #[test]
@@ -509,25 +487,14 @@ mod tests {
         assert_eq!(got.len() as u64 + s.dropped, 2000 - u64::from(lost));
         assert!(s.dropped <= 40, "{s:?}");
         let missing = count(&frames, &Frame::Missing) as u32;
-        assert!(
-            missing >= lost && missing <= lost * 2 + 10,
-            "lost {lost}, missing {missing}"
-        );
+        assert!(missing >= lost && missing <= lost * 2 + 10, "lost {lost}, missing {missing}");
     }
 
     #[test]
     fn jitter_grows_depth_then_calm_shrinks_it() {
         let mut rng = StdRng::seed_from_u64(30);
         // 20 s with 0..30 ms of random delay, then 40 s of a steady network.
-        let delays: Vec<u64> = (0..3000)
-            .map(|i| {
-                if i < 1000 {
-                    rng.random_range(0..=30)
-                } else {
-                    5
-                }
-            })
-            .collect();
+        let delays: Vec<u64> = (0..3000).map(|i| if i < 1000 { rng.random_range(0..=30) } else { 5 }).collect();
         let mut jb = JitterBuffer::new(8000, 20);
         let pkts = stream(3000, 60000, |i| Some(delays[i as usize]));
         let mut it = pkts.iter().peekable();
@@ -558,25 +525,14 @@ mod tests {
             if t == 21_000 {
                 let d = jb.depth_ms();
                 assert!((40..=90).contains(&d), "depth under 30 ms jitter: {d}");
-                assert!(
-                    jb.jitter_ms() > 7.0 && jb.jitter_ms() < 14.0,
-                    "{}",
-                    jb.jitter_ms()
-                );
+                assert!(jb.jitter_ms() > 7.0 && jb.jitter_ms() < 14.0, "{}", jb.jitter_ms());
                 // Once adapted, packets stop arriving late.
-                assert!(
-                    jb.stats().late - late_in_jitter_tail <= 5,
-                    "{:?}",
-                    jb.stats()
-                );
+                assert!(jb.stats().late - late_in_jitter_tail <= 5, "{:?}", jb.stats());
             }
         }
         assert_increasing(&got);
         assert!(peak_depth >= 40);
-        assert!(
-            calm_depth <= 25 && calm_depth < peak_depth,
-            "calm depth {calm_depth}, peak {peak_depth}"
-        );
+        assert!(calm_depth <= 25 && calm_depth < peak_depth, "calm depth {calm_depth}, peak {peak_depth}");
         let avg = buffered_at_end.iter().sum::<u32>() / buffered_at_end.len() as u32;
         assert!(avg <= 40, "actual depth did not shrink: {avg}");
     }
@@ -593,9 +549,7 @@ mod tests {
             }
             if t % 20 == 0 {
                 let f = jb.pop(t);
-                let next = jb
-                    .next_after_loss()
-                    .map(|b| u32::from_be_bytes(b.try_into().unwrap()));
+                let next = jb.next_after_loss().map(|b| u32::from_be_bytes(b.try_into().unwrap()));
                 if f == Frame::Missing {
                     seen.push(next);
                 } else {
@@ -658,11 +612,7 @@ mod tests {
             if t % 20 == 10 {
                 let _ = jb.pop(t);
                 assert!(jb.depth_ms() <= MAX_DEPTH_MS);
-                assert!(
-                    jb.buffered_ms() <= MAX_DEPTH_MS + 60,
-                    "{}",
-                    jb.buffered_ms()
-                );
+                assert!(jb.buffered_ms() <= MAX_DEPTH_MS + 60, "{}", jb.buffered_ms());
             }
         }
     }
@@ -678,10 +628,7 @@ mod tests {
             ..p
         }));
         let frames = run(&mut jb, &pkts, 8000);
-        let idle = frames
-            .iter()
-            .filter(|(t, f)| (3500..5000).contains(t) && *f == Frame::Empty)
-            .count();
+        let idle = frames.iter().filter(|(t, f)| (3500..5000).contains(t) && *f == Frame::Empty).count();
         assert!(idle > 50, "{idle}");
         let got = played(&frames);
         assert_increasing(&got[..100]);

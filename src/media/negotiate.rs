@@ -60,14 +60,9 @@ impl Direction {
 
     /// Parses an SDP attribute name (case-insensitive).
     pub fn from_attr(name: &str) -> Option<Self> {
-        [
-            Direction::SendRecv,
-            Direction::SendOnly,
-            Direction::RecvOnly,
-            Direction::Inactive,
-        ]
-        .into_iter()
-        .find(|d| name.eq_ignore_ascii_case(d.as_attr()))
+        [Direction::SendRecv, Direction::SendOnly, Direction::RecvOnly, Direction::Inactive]
+            .into_iter()
+            .find(|d| name.eq_ignore_ascii_case(d.as_attr()))
     }
 
     /// Builds a direction from send/receive flags.
@@ -82,10 +77,7 @@ impl Direction {
 
     /// Keeps only what both directions allow.
     pub fn intersect(self, other: Self) -> Self {
-        Direction::from_flags(
-            self.can_send() && other.can_send(),
-            self.can_recv() && other.can_recv(),
-        )
+        Direction::from_flags(self.can_send() && other.can_send(), self.can_recv() && other.can_recv())
     }
 }
 
@@ -121,14 +113,9 @@ impl CodecKind {
 
     /// Looks up an rtpmap encoding name (case-insensitive, as RFC 4855 requires).
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            CodecKind::Pcmu,
-            CodecKind::Pcma,
-            CodecKind::Opus,
-            CodecKind::TelephoneEvent,
-        ]
-        .into_iter()
-        .find(|k| name.eq_ignore_ascii_case(k.name()))
+        [CodecKind::Pcmu, CodecKind::Pcma, CodecKind::Opus, CodecKind::TelephoneEvent]
+            .into_iter()
+            .find(|k| name.eq_ignore_ascii_case(k.name()))
     }
 }
 
@@ -155,24 +142,12 @@ impl Codec {
 
     /// PCMU on its static payload type 0.
     pub fn pcmu() -> Self {
-        Codec {
-            kind: CodecKind::Pcmu,
-            pt: 0,
-            clock_rate: 8000,
-            channels: 1,
-            fmtp: None,
-        }
+        Codec { kind: CodecKind::Pcmu, pt: 0, clock_rate: 8000, channels: 1, fmtp: None }
     }
 
     /// PCMA on its static payload type 8.
     pub fn pcma() -> Self {
-        Codec {
-            kind: CodecKind::Pcma,
-            pt: 8,
-            clock_rate: 8000,
-            channels: 1,
-            fmtp: None,
-        }
+        Codec { kind: CodecKind::Pcma, pt: 8, clock_rate: 8000, channels: 1, fmtp: None }
     }
 
     /// Opus/48000/2 on payload type 111 with in-band FEC.
@@ -188,22 +163,11 @@ impl Codec {
 
     /// telephone-event at `clock_rate` on `pt`, events 0-16.
     pub fn telephone_event(pt: u8, clock_rate: u32) -> Self {
-        Codec {
-            kind: CodecKind::TelephoneEvent,
-            pt,
-            clock_rate,
-            channels: 1,
-            fmtp: Some("0-16".to_string()),
-        }
+        Codec { kind: CodecKind::TelephoneEvent, pt, clock_rate, channels: 1, fmtp: Some("0-16".to_string()) }
     }
 
     fn rtpmap(&self) -> RtpMap {
-        RtpMap {
-            pt: self.pt,
-            encoding: self.name().to_string(),
-            clock_rate: self.clock_rate,
-            channels: self.channels,
-        }
+        RtpMap { pt: self.pt, encoding: self.name().to_string(), clock_rate: self.clock_rate, channels: self.channels }
     }
 }
 
@@ -227,14 +191,7 @@ pub struct LocalCaps {
 
 impl Default for LocalCaps {
     fn default() -> Self {
-        LocalCaps {
-            codecs: vec![
-                Codec::pcmu(),
-                Codec::pcma(),
-                Codec::telephone_event(101, 8000),
-            ],
-            srtp: None,
-        }
+        LocalCaps { codecs: vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event(101, 8000)], srtp: None }
     }
 }
 
@@ -252,39 +209,24 @@ impl LocalCaps {
     pub fn with_srtp(mut self, mode: SrtpMode, key: MasterKey) -> Self {
         self.srtp = match mode {
             SrtpMode::Off => None,
-            SrtpMode::Optional => Some(LocalSrtp {
-                mandatory: false,
-                key,
-            }),
-            SrtpMode::Mandatory => Some(LocalSrtp {
-                mandatory: true,
-                key,
-            }),
+            SrtpMode::Optional => Some(LocalSrtp { mandatory: false, key }),
+            SrtpMode::Mandatory => Some(LocalSrtp { mandatory: true, key }),
         };
         self
     }
 
     fn audio_match(&self, kind: CodecKind, clock_rate: u32) -> Option<&Codec> {
-        self.codecs.iter().find(|c| {
-            c.kind == kind && c.kind != CodecKind::TelephoneEvent && c.clock_rate == clock_rate
-        })
+        self.codecs.iter().find(|c| c.kind == kind && c.kind != CodecKind::TelephoneEvent && c.clock_rate == clock_rate)
     }
 
     fn has_dtmf(&self) -> bool {
-        self.codecs
-            .iter()
-            .any(|c| c.kind == CodecKind::TelephoneEvent)
+        self.codecs.iter().any(|c| c.kind == CodecKind::TelephoneEvent)
     }
 
     fn dtmf_fmtp(&self, clock_rate: u32) -> Option<String> {
-        let mut te = self
-            .codecs
-            .iter()
-            .filter(|c| c.kind == CodecKind::TelephoneEvent);
+        let mut te = self.codecs.iter().filter(|c| c.kind == CodecKind::TelephoneEvent);
         let first = te.clone().next();
-        te.find(|c| c.clock_rate == clock_rate)
-            .or(first)
-            .and_then(|c| c.fmtp.clone())
+        te.find(|c| c.clock_rate == clock_rate).or(first).and_then(|c| c.fmtp.clone())
     }
 }
 
@@ -383,9 +325,7 @@ pub fn build_offer(
     version: u64,
 ) -> SessionDescription {
     let proto = match caps.srtp {
-        Some(LocalSrtp {
-            mandatory: true, ..
-        }) => "RTP/SAVP",
+        Some(LocalSrtp { mandatory: true, .. }) => "RTP/SAVP",
         _ => "RTP/AVP",
     };
     let mut m = MediaDescription::new("audio", rtp_port, proto);
@@ -393,11 +333,7 @@ pub fn build_offer(
         push_codec(&mut m, c);
     }
     if let Some(local) = &caps.srtp {
-        let attr = CryptoAttr {
-            tag: 1,
-            suite: CryptoSuite::AesCm128HmacSha1_80,
-            key: local.key,
-        };
+        let attr = CryptoAttr { tag: 1, suite: CryptoSuite::AesCm128HmacSha1_80, key: local.key };
         m.crypto.push(attr.to_string());
     }
     m.ptime = Some(DEFAULT_PTIME);
@@ -419,10 +355,8 @@ fn is_savp(proto: &str) -> bool {
 /// transport we speak (RTP/SAVP only with `srtp`).
 fn pick_audio(sd: &SessionDescription, srtp: bool) -> Result<usize, NegotiationError> {
     let enabled = |m: &&MediaDescription| m.kind.eq_ignore_ascii_case("audio") && m.port != 0;
-    if let Some(i) = sd
-        .media
-        .iter()
-        .position(|m| enabled(&m) && (is_plain_rtp(&m.proto) || (srtp && is_savp(&m.proto))))
+    if let Some(i) =
+        sd.media.iter().position(|m| enabled(&m) && (is_plain_rtp(&m.proto) || (srtp && is_savp(&m.proto))))
     {
         return Ok(i);
     }
@@ -445,10 +379,7 @@ fn remote_side(
     m: &MediaDescription,
 ) -> Result<(Direction, Option<SocketAddr>), NegotiationError> {
     let declared = m.direction.or(sd.direction).unwrap_or_default();
-    let conn = m
-        .connection
-        .or(sd.connection)
-        .ok_or(NegotiationError::MissingConnection)?;
+    let conn = m.connection.or(sd.connection).ok_or(NegotiationError::MissingConnection)?;
     if conn.is_unspecified() {
         // RFC 2543 hold: the peer does not want to receive, whatever the attribute says.
         Ok((declared.intersect(Direction::SendOnly), None))
@@ -461,11 +392,7 @@ fn normalize_ptime(ptime: Option<u32>, kind: CodecKind) -> u32 {
     let Some(p) = ptime else { return DEFAULT_PTIME };
     let p = (p.clamp(10, 120) / 10) * 10;
     // Opus frames are 2.5..60 ms; anything else would need repacketization.
-    if kind == CodecKind::Opus && ![10, 20, 40, 60].contains(&p) {
-        DEFAULT_PTIME
-    } else {
-        p
-    }
+    if kind == CodecKind::Opus && ![10, 20, 40, 60].contains(&p) { DEFAULT_PTIME } else { p }
 }
 
 /// Finds the telephone-event payload type in `m` at `clock_rate`.
@@ -495,23 +422,10 @@ pub fn answer(
             let (kind, rate, channels) = resolve(om, pt)?;
             let ours = caps.audio_match(kind, rate)?;
             let fmtp = om.fmtp(pt).map(str::to_string);
-            Some((
-                Codec {
-                    kind,
-                    pt,
-                    clock_rate: rate,
-                    channels,
-                    fmtp,
-                },
-                ours,
-            ))
+            Some((Codec { kind, pt, clock_rate: rate, channels, fmtp }, ours))
         })
         .ok_or(NegotiationError::NoCommonCodec)?;
-    let dtmf_pt = if caps.has_dtmf() {
-        find_dtmf(om, codec.clock_rate)
-    } else {
-        None
-    };
+    let dtmf_pt = if caps.has_dtmf() { find_dtmf(om, codec.clock_rate) } else { None };
     let (remote_direction, remote_addr) = remote_side(offer, om)?;
     let direction = remote_direction.reverse().intersect(our_direction);
     // SDES: take the first offered line we can use and answer it with our key.
@@ -528,39 +442,18 @@ pub fn answer(
 
     let mut am = MediaDescription::new("audio", rtp_port, &om.proto);
     // Offerer's PT number, our fmtp: the fmtp in an answer describes what we receive.
-    push_codec(
-        &mut am,
-        &Codec {
-            pt: codec.pt,
-            fmtp: ours.fmtp.clone(),
-            ..codec.clone()
-        },
-    );
+    push_codec(&mut am, &Codec { pt: codec.pt, fmtp: ours.fmtp.clone(), ..codec.clone() });
     if let Some(pt) = dtmf_pt {
         push_codec(
             &mut am,
-            &Codec {
-                fmtp: caps.dtmf_fmtp(codec.clock_rate),
-                ..Codec::telephone_event(pt, codec.clock_rate)
-            },
+            &Codec { fmtp: caps.dtmf_fmtp(codec.clock_rate), ..Codec::telephone_event(pt, codec.clock_rate) },
         );
     }
     am.ptime = Some(DEFAULT_PTIME);
     am.direction = Some(direction);
     let srtp = crypto.map(|(theirs, key)| {
-        am.crypto.push(
-            CryptoAttr {
-                tag: theirs.tag,
-                suite: theirs.suite,
-                key,
-            }
-            .to_string(),
-        );
-        SrtpParams {
-            suite: theirs.suite,
-            local_key: key,
-            remote_key: theirs.key,
-        }
+        am.crypto.push(CryptoAttr { tag: theirs.tag, suite: theirs.suite, key }.to_string());
+        SrtpParams { suite: theirs.suite, local_key: key, remote_key: theirs.key }
     });
 
     let mut sd = session_skeleton(local_ip, session_id, version);
@@ -576,25 +469,11 @@ pub fn answer(
         }
     }
     let ptime_ms = normalize_ptime(om.ptime, codec.kind);
-    Ok((
-        sd,
-        Negotiated {
-            remote_addr,
-            codec,
-            dtmf_pt,
-            ptime_ms,
-            direction,
-            remote_direction,
-            srtp,
-        },
-    ))
+    Ok((sd, Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp }))
 }
 
 /// Reads the peer's answer to our `offer`.
-pub fn apply_answer(
-    offer: &SessionDescription,
-    answer: &SessionDescription,
-) -> Result<Negotiated, NegotiationError> {
+pub fn apply_answer(offer: &SessionDescription, answer: &SessionDescription) -> Result<Negotiated, NegotiationError> {
     let idx = pick_audio(offer, true)?;
     let om = &offer.media[idx];
     let am = match answer.media.get(idx) {
@@ -605,9 +484,7 @@ pub fn apply_answer(
         return Err(NegotiationError::Rejected);
     }
     let offered = |kind: CodecKind, rate: u32| {
-        om.payload_types
-            .iter()
-            .any(|&pt| matches!(resolve(om, pt), Some((k, r, _)) if k == kind && r == rate))
+        om.payload_types.iter().any(|&pt| matches!(resolve(om, pt), Some((k, r, _)) if k == kind && r == rate))
     };
     let codec = am
         .payload_types
@@ -618,65 +495,32 @@ pub fn apply_answer(
                 return None;
             }
             // The answerer receives on the PT it wrote, even if it renumbered ours.
-            Some(Codec {
-                kind,
-                pt,
-                clock_rate: rate,
-                channels,
-                fmtp: am.fmtp(pt).map(str::to_string),
-            })
+            Some(Codec { kind, pt, clock_rate: rate, channels, fmtp: am.fmtp(pt).map(str::to_string) })
         })
         .ok_or(NegotiationError::NoCommonCodec)?;
-    let we_offered_dtmf = om
-        .payload_types
-        .iter()
-        .any(|&pt| matches!(resolve(om, pt), Some((CodecKind::TelephoneEvent, ..))));
-    let dtmf_pt = if we_offered_dtmf {
-        find_dtmf(am, codec.clock_rate)
-    } else {
-        None
-    };
+    let we_offered_dtmf =
+        om.payload_types.iter().any(|&pt| matches!(resolve(om, pt), Some((CodecKind::TelephoneEvent, ..))));
+    let dtmf_pt = if we_offered_dtmf { find_dtmf(am, codec.clock_rate) } else { None };
     let (remote_direction, remote_addr) = remote_side(answer, am)?;
     let ours = om.direction.or(offer.direction).unwrap_or_default();
     let direction = ours.intersect(remote_direction.reverse());
     let ptime_ms = normalize_ptime(am.ptime, codec.kind);
     let srtp = answered_srtp(om, am)?;
-    Ok(Negotiated {
-        remote_addr,
-        codec,
-        dtmf_pt,
-        ptime_ms,
-        direction,
-        remote_direction,
-        srtp,
-    })
+    Ok(Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp })
 }
 
 /// The SRTP outcome of our offer `om` and their answer `am`: the answered line must carry
 /// a tag and suite we offered; without one, an RTP/SAVP offer fails and a best-effort
 /// RTP/AVP one falls back to plain RTP.
-fn answered_srtp(
-    om: &MediaDescription,
-    am: &MediaDescription,
-) -> Result<Option<SrtpParams>, NegotiationError> {
-    let ours: Vec<CryptoAttr> = om
-        .crypto
-        .iter()
-        .filter_map(|c| CryptoAttr::parse(c).ok())
-        .collect();
+fn answered_srtp(om: &MediaDescription, am: &MediaDescription) -> Result<Option<SrtpParams>, NegotiationError> {
+    let ours: Vec<CryptoAttr> = om.crypto.iter().filter_map(|c| CryptoAttr::parse(c).ok()).collect();
     if ours.is_empty() {
         return Ok(None);
     }
     let pair = am.crypto.iter().find_map(|c| {
         let theirs = CryptoAttr::parse(c).ok()?;
-        let mine = ours
-            .iter()
-            .find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
-        Some(SrtpParams {
-            suite: theirs.suite,
-            local_key: mine.key,
-            remote_key: theirs.key,
-        })
+        let mine = ours.iter().find(|o| o.tag == theirs.tag && o.suite == theirs.suite)?;
+        Some(SrtpParams { suite: theirs.suite, local_key: mine.key, remote_key: theirs.key })
     });
     match pair {
         Some(p) => Ok(Some(p)),
@@ -738,31 +582,18 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
     fn caps_defaults() {
         let caps = LocalCaps::default();
         let names: Vec<(&str, u8)> = caps.codecs.iter().map(|c| (c.name(), c.pt)).collect();
-        assert_eq!(
-            names,
-            vec![("PCMU", 0), ("PCMA", 8), ("telephone-event", 101)]
-        );
+        assert_eq!(names, vec![("PCMU", 0), ("PCMA", 8), ("telephone-event", 101)]);
         assert_eq!(caps.codecs[2].fmtp.as_deref(), Some("0-16"));
         let opus = LocalCaps::with_opus();
         assert_eq!(opus.codecs[0], Codec::opus());
         assert_eq!(opus.codecs[0].fmtp.as_deref(), Some("useinbandfec=1"));
-        assert_eq!(
-            (opus.codecs[0].clock_rate, opus.codecs[0].channels),
-            (48000, 2)
-        );
+        assert_eq!((opus.codecs[0].clock_rate, opus.codecs[0].channels), (48000, 2));
         assert_eq!(opus.codecs[1].name(), "PCMU");
     }
 
     #[test]
     fn offer_lists_all_codecs() {
-        let sd = build_offer(
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            77,
-            1,
-        );
+        let sd = build_offer(LOCAL, 40000, &LocalCaps::default(), Direction::SendRecv, 77, 1);
         let text = sd.to_string();
         assert!(text.contains("o=orbit 77 1 IN IP4 10.0.0.9\r\n"));
         assert!(text.contains("c=IN IP4 10.0.0.9\r\n"));
@@ -772,15 +603,7 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert!(text.contains("a=fmtp:101 0-16\r\n"));
         assert!(text.contains("a=ptime:20\r\n"));
         assert!(text.contains("a=sendrecv\r\n"));
-        let hold = build_offer(
-            LOCAL,
-            40000,
-            &LocalCaps::with_opus(),
-            Direction::SendOnly,
-            77,
-            2,
-        )
-        .to_string();
+        let hold = build_offer(LOCAL, 40000, &LocalCaps::with_opus(), Direction::SendOnly, 77, 2).to_string();
         assert!(hold.contains("m=audio 40000 RTP/AVP 111 0 8 101 110\r\n"));
         assert!(hold.contains("a=rtpmap:111 opus/48000/2\r\n"));
         assert!(hold.contains("a=fmtp:111 useinbandfec=1\r\n"));
@@ -789,16 +612,8 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
 
     #[test]
     fn answers_baresip_with_pcmu_and_dtmf() {
-        let (sd, neg) = answer(
-            &parse(BARESIP),
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            5,
-            1,
-        )
-        .unwrap();
+        let (sd, neg) =
+            answer(&parse(BARESIP), LOCAL, 40000, &LocalCaps::default(), Direction::SendRecv, 5, 1).unwrap();
         assert_eq!(neg.codec.kind, CodecKind::Pcmu);
         assert_eq!(neg.codec.pt, 0);
         assert_eq!(neg.dtmf_pt, Some(101));
@@ -821,26 +636,8 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
     #[test]
     fn answers_linphone_without_opus_picks_pcmu_keeps_pts() {
         let offer = parse(LINPHONE);
-        let (sd, neg) = answer(
-            &offer,
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            5,
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            neg.codec,
-            Codec {
-                kind: CodecKind::Pcmu,
-                pt: 0,
-                clock_rate: 8000,
-                channels: 1,
-                fmtp: None
-            }
-        );
+        let (sd, neg) = answer(&offer, LOCAL, 40000, &LocalCaps::default(), Direction::SendRecv, 5, 1).unwrap();
+        assert_eq!(neg.codec, Codec { kind: CodecKind::Pcmu, pt: 0, clock_rate: 8000, channels: 1, fmtp: None });
         assert_eq!(neg.dtmf_pt, Some(100));
         assert_eq!(neg.remote_addr, Some("192.168.0.17:7078".parse().unwrap()));
         assert_eq!(sd.media.len(), 2);
@@ -852,16 +649,8 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
 
     #[test]
     fn answers_linphone_with_opus() {
-        let (sd, neg) = answer(
-            &parse(LINPHONE),
-            LOCAL,
-            40000,
-            &LocalCaps::with_opus(),
-            Direction::SendRecv,
-            5,
-            1,
-        )
-        .unwrap();
+        let (sd, neg) =
+            answer(&parse(LINPHONE), LOCAL, 40000, &LocalCaps::with_opus(), Direction::SendRecv, 5, 1).unwrap();
         assert_eq!(neg.codec.kind, CodecKind::Opus);
         assert_eq!(neg.codec.pt, 96);
         assert_eq!(neg.codec.clock_rate, 48000);
@@ -877,16 +666,7 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
     #[test]
     fn respects_offer_order_over_ours() {
         let offer = parse(&BARESIP.replace("RTP/AVP 0 8 101", "RTP/AVP 8 0 101"));
-        let (_, neg) = answer(
-            &offer,
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            5,
-            1,
-        )
-        .unwrap();
+        let (_, neg) = answer(&offer, LOCAL, 40000, &LocalCaps::default(), Direction::SendRecv, 5, 1).unwrap();
         assert_eq!(neg.codec.kind, CodecKind::Pcma);
         assert_eq!(neg.codec.pt, 8);
     }
@@ -897,29 +677,14 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\n\
              m=audio 5000 RTP/AVP 120 97\r\na=rtpmap:120 OPUS/48000/2\r\na=rtpmap:97 telephone-event/48000\r\n",
         );
-        let (_, neg) = answer(
-            &offer,
-            LOCAL,
-            4000,
-            &LocalCaps::with_opus(),
-            Direction::SendRecv,
-            1,
-            1,
-        )
-        .unwrap();
-        assert_eq!(
-            (neg.codec.kind, neg.codec.pt, neg.dtmf_pt),
-            (CodecKind::Opus, 120, Some(97))
-        );
+        let (_, neg) = answer(&offer, LOCAL, 4000, &LocalCaps::with_opus(), Direction::SendRecv, 1, 1).unwrap();
+        assert_eq!((neg.codec.kind, neg.codec.pt, neg.dtmf_pt), (CodecKind::Opus, 120, Some(97)));
         // Without telephone-event in our caps there is no DTMF.
         let (_, neg) = answer(
             &offer,
             LOCAL,
             4000,
-            &LocalCaps {
-                codecs: vec![Codec::opus()],
-                srtp: None,
-            },
+            &LocalCaps { codecs: vec![Codec::opus()], srtp: None },
             Direction::SendRecv,
             1,
             1,
@@ -934,32 +699,13 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             "v=0\r\no=- 1 1 IN IP4 1.1.1.1\r\ns=-\r\nc=IN IP4 1.1.1.1\r\nt=0 0\r\n\
              m=audio 5000 RTP/AVP 18 9 101\r\na=rtpmap:101 telephone-event/8000\r\n",
         );
-        let err = answer(
-            &offer,
-            LOCAL,
-            4000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            1,
-            1,
-        )
-        .unwrap_err();
+        let err = answer(&offer, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err();
         assert_eq!(err, NegotiationError::NoCommonCodec);
         assert_eq!(err.sip_status(), 488);
         // Opus only offered, Opus not enabled.
-        let opus_only =
-            parse(&LINPHONE.replace("RTP/AVP 96 97 98 0 8 18 101 99 100", "RTP/AVP 96 101"));
+        let opus_only = parse(&LINPHONE.replace("RTP/AVP 96 97 98 0 8 18 101 99 100", "RTP/AVP 96 101"));
         assert_eq!(
-            answer(
-                &opus_only,
-                LOCAL,
-                4000,
-                &LocalCaps::default(),
-                Direction::SendRecv,
-                1,
-                1
-            )
-            .unwrap_err(),
+            answer(&opus_only, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::NoCommonCodec
         );
     }
@@ -968,44 +714,17 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
     fn srtp_only_and_no_audio_are_refused() {
         let srtp = parse(&BARESIP.replace("RTP/AVP", "RTP/SAVP"));
         assert_eq!(
-            answer(
-                &srtp,
-                LOCAL,
-                4000,
-                &LocalCaps::default(),
-                Direction::SendRecv,
-                1,
-                1
-            )
-            .unwrap_err(),
+            answer(&srtp, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::UnsupportedTransport("RTP/SAVP".into())
         );
         let disabled = parse(&BARESIP.replace("m=audio 10388", "m=audio 0"));
         assert_eq!(
-            answer(
-                &disabled,
-                LOCAL,
-                4000,
-                &LocalCaps::default(),
-                Direction::SendRecv,
-                1,
-                1
-            )
-            .unwrap_err(),
+            answer(&disabled, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::NoAudio
         );
         let no_c = parse(&BARESIP.replace("c=IN IP4 192.168.1.50\r\n", ""));
         assert_eq!(
-            answer(
-                &no_c,
-                LOCAL,
-                4000,
-                &LocalCaps::default(),
-                Direction::SendRecv,
-                1,
-                1
-            )
-            .unwrap_err(),
+            answer(&no_c, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::MissingConnection
         );
     }
@@ -1028,87 +747,36 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             assert_eq!(neg.direction, expect, "offer {attr}, ours {ours}");
             assert_eq!(neg.remote_direction.as_attr(), attr);
             assert_eq!(sd.media[0].direction, Some(expect));
-            assert!(
-                sd.to_string()
-                    .contains(&format!("a={}\r\n", expect.as_attr()))
-            );
+            assert!(sd.to_string().contains(&format!("a={}\r\n", expect.as_attr())));
         }
-        let (_, neg) = answer(
-            &with_direction(BARESIP, "sendonly"),
-            LOCAL,
-            4000,
-            &caps,
-            Direction::SendRecv,
-            1,
-            2,
-        )
-        .unwrap();
+        let (_, neg) =
+            answer(&with_direction(BARESIP, "sendonly"), LOCAL, 4000, &caps, Direction::SendRecv, 1, 2).unwrap();
         assert!(neg.remote_holds());
         // Session-level direction applies when the media has none.
-        let session_level = parse(
-            &BARESIP
-                .replace("a=sendrecv\r\n", "")
-                .replace("t=0 0\r\n", "t=0 0\r\na=inactive\r\n"),
-        );
-        let (_, neg) = answer(
-            &session_level,
-            LOCAL,
-            4000,
-            &caps,
-            Direction::SendRecv,
-            1,
-            2,
-        )
-        .unwrap();
+        let session_level =
+            parse(&BARESIP.replace("a=sendrecv\r\n", "").replace("t=0 0\r\n", "t=0 0\r\na=inactive\r\n"));
+        let (_, neg) = answer(&session_level, LOCAL, 4000, &caps, Direction::SendRecv, 1, 2).unwrap();
         assert_eq!(neg.direction, Direction::Inactive);
     }
 
     #[test]
     fn old_style_hold_zero_address() {
         let offer = parse(&BARESIP.replace("c=IN IP4 192.168.1.50", "c=IN IP4 0.0.0.0"));
-        let (sd, neg) = answer(
-            &offer,
-            LOCAL,
-            4000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            1,
-            2,
-        )
-        .unwrap();
+        let (sd, neg) = answer(&offer, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 2).unwrap();
         assert_eq!(neg.remote_addr, None);
         assert_eq!(neg.remote_direction, Direction::SendOnly);
         assert_eq!(neg.direction, Direction::RecvOnly);
         assert!(neg.remote_holds());
         assert_eq!(sd.media[0].direction, Some(Direction::RecvOnly));
         // 0.0.0.0 with a=inactive stays inactive.
-        let offer = with_direction(
-            &BARESIP.replace("c=IN IP4 192.168.1.50", "c=IN IP4 0.0.0.0"),
-            "inactive",
-        );
-        let (_, neg) = answer(
-            &offer,
-            LOCAL,
-            4000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            1,
-            2,
-        )
-        .unwrap();
+        let offer = with_direction(&BARESIP.replace("c=IN IP4 192.168.1.50", "c=IN IP4 0.0.0.0"), "inactive");
+        let (_, neg) = answer(&offer, LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 2).unwrap();
         assert_eq!(neg.direction, Direction::Inactive);
     }
 
     #[test]
     fn apply_answer_cases() {
-        let offer = build_offer(
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            1,
-            1,
-        );
+        let offer = build_offer(LOCAL, 40000, &LocalCaps::default(), Direction::SendRecv, 1, 1);
         let ans = parse(
             "v=0\r\no=- 9 9 IN IP4 2.2.2.2\r\ns=-\r\nc=IN IP4 2.2.2.2\r\nt=0 0\r\n\
              m=audio 6000 RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n\
@@ -1123,36 +791,17 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         assert_eq!(neg.direction, Direction::SendOnly);
 
         let rejected = parse(&ans.to_string().replace("m=audio 6000", "m=audio 0"));
-        assert_eq!(
-            apply_answer(&offer, &rejected).unwrap_err(),
-            NegotiationError::Rejected
-        );
-        let wrong = parse(
-            &ans.to_string()
-                .replace("RTP/AVP 8 101", "RTP/AVP 18")
-                .replace("a=rtpmap:8 PCMA/8000\r\n", ""),
-        );
-        assert_eq!(
-            apply_answer(&offer, &wrong).unwrap_err(),
-            NegotiationError::NoCommonCodec
-        );
+        assert_eq!(apply_answer(&offer, &rejected).unwrap_err(), NegotiationError::Rejected);
+        let wrong =
+            parse(&ans.to_string().replace("RTP/AVP 8 101", "RTP/AVP 18").replace("a=rtpmap:8 PCMA/8000\r\n", ""));
+        assert_eq!(apply_answer(&offer, &wrong).unwrap_err(), NegotiationError::NoCommonCodec);
 
         // We offered hold (sendonly); the peer answers recvonly.
-        let hold = build_offer(
-            LOCAL,
-            40000,
-            &LocalCaps::default(),
-            Direction::SendOnly,
-            1,
-            2,
-        );
+        let hold = build_offer(LOCAL, 40000, &LocalCaps::default(), Direction::SendOnly, 1, 2);
         let neg = apply_answer(&hold, &ans).unwrap();
         assert_eq!(neg.direction, Direction::SendOnly);
         let inactive = parse(&ans.to_string().replace("a=recvonly", "a=inactive"));
-        assert_eq!(
-            apply_answer(&hold, &inactive).unwrap().direction,
-            Direction::Inactive
-        );
+        assert_eq!(apply_answer(&hold, &inactive).unwrap().direction, Direction::Inactive);
     }
 
     #[test]
@@ -1174,17 +823,11 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         let (caps, key) = srtp_caps(SrtpMode::Optional);
         let text = build_offer(LOCAL, 40000, &caps, Direction::SendRecv, 1, 1).to_string();
         assert!(text.contains("m=audio 40000 RTP/AVP 0 8 101\r\n"), "{text}");
-        let line = format!(
-            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-            key.to_base64()
-        );
+        let line = format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", key.to_base64());
         assert!(text.contains(&line), "{text}");
         let (caps, _) = srtp_caps(SrtpMode::Mandatory);
         let text = build_offer(LOCAL, 40000, &caps, Direction::SendRecv, 1, 1).to_string();
-        assert!(
-            text.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"),
-            "{text}"
-        );
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 8 101\r\n"), "{text}");
         assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
         let (caps, _) = srtp_caps(SrtpMode::Off);
         assert_eq!(caps, LocalCaps::default());
@@ -1219,78 +862,35 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             assert_eq!(srtp.local_key, ours);
             assert_eq!(srtp.remote_key, theirs);
             let text = sd.to_string();
+            assert!(text.contains(&format!("m=audio 4000 {proto} 0 101\r\n")), "{text}");
             assert!(
-                text.contains(&format!("m=audio 4000 {proto} 0 101\r\n")),
-                "{text}"
-            );
-            assert!(
-                text.contains(&format!(
-                    "a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n",
-                    ours.to_base64()
-                )),
+                text.contains(&format!("a=crypto:2 AES_CM_128_HMAC_SHA1_32 inline:{}\r\n", ours.to_base64())),
                 "{text}"
             );
             assert_eq!(sd.media[0].crypto.len(), 1);
         }
         // Off: SAVP is refused, crypto on AVP ignored.
         assert_eq!(
-            answer(
-                &keyed("RTP/SAVP"),
-                LOCAL,
-                4000,
-                &LocalCaps::default(),
-                Direction::SendRecv,
-                1,
-                1
-            )
-            .unwrap_err(),
+            answer(&keyed("RTP/SAVP"), LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::UnsupportedTransport("RTP/SAVP".into())
         );
-        let (sd, neg) = answer(
-            &keyed("RTP/AVP"),
-            LOCAL,
-            4000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            1,
-            1,
-        )
-        .unwrap();
+        let (sd, neg) =
+            answer(&keyed("RTP/AVP"), LOCAL, 4000, &LocalCaps::default(), Direction::SendRecv, 1, 1).unwrap();
         assert_eq!(neg.srtp, None);
         assert!(sd.media[0].crypto.is_empty());
         // Mandatory refuses a plain offer; optional takes it as plain RTP.
         let (mand, _) = srtp_caps(SrtpMode::Mandatory);
-        let err = answer(
-            &parse(BARESIP),
-            LOCAL,
-            4000,
-            &mand,
-            Direction::SendRecv,
-            1,
-            1,
-        )
-        .unwrap_err();
-        assert_eq!(
-            (err.clone(), err.sip_status()),
-            (NegotiationError::NoCrypto, 488)
-        );
+        let err = answer(&parse(BARESIP), LOCAL, 4000, &mand, Direction::SendRecv, 1, 1).unwrap_err();
+        assert_eq!((err.clone(), err.sip_status()), (NegotiationError::NoCrypto, 488));
         let (opt, _) = srtp_caps(SrtpMode::Optional);
-        let (_, neg) = answer(
-            &parse(BARESIP),
-            LOCAL,
-            4000,
-            &opt,
-            Direction::SendRecv,
-            1,
-            1,
-        )
-        .unwrap();
+        let (_, neg) = answer(&parse(BARESIP), LOCAL, 4000, &opt, Direction::SendRecv, 1, 1).unwrap();
         assert_eq!(neg.srtp, None);
         // SAVP with no usable line.
-        let unusable = parse(&BARESIP.replace("RTP/AVP", "RTP/SAVP").replace(
-            "a=sendrecv\r\n",
-            "a=sendrecv\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA\r\n",
-        ));
+        let unusable = parse(
+            &BARESIP
+                .replace("RTP/AVP", "RTP/SAVP")
+                .replace("a=sendrecv\r\n", "a=sendrecv\r\na=crypto:1 F8_128_HMAC_SHA1_80 inline:AAAA\r\n"),
+        );
         assert_eq!(
             answer(&unusable, LOCAL, 4000, &opt, Direction::SendRecv, 1, 1).unwrap_err(),
             NegotiationError::NoCrypto
@@ -1308,8 +908,7 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
             let (b_caps, b_key) = srtp_caps(answerer);
             let offer = build_offer(LOCAL, 4000, &a_caps, Direction::SendRecv, 1, 1);
             let offer = parse(&offer.to_string());
-            let (ans, b_neg) =
-                answer(&offer, LOCAL, 5000, &b_caps, Direction::SendRecv, 2, 2).unwrap();
+            let (ans, b_neg) = answer(&offer, LOCAL, 5000, &b_caps, Direction::SendRecv, 2, 2).unwrap();
             let a_neg = apply_answer(&offer, &parse(&ans.to_string())).unwrap();
             let (a, b) = (a_neg.srtp.unwrap(), b_neg.srtp.unwrap());
             assert_eq!((a.local_key, a.remote_key), (a_key, b_key));
@@ -1319,32 +918,17 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         // Best effort offer, plain answer: plain RTP. SAVP offer, plain answer: failure.
         let (opt, _) = srtp_caps(SrtpMode::Optional);
         let offer = build_offer(LOCAL, 4000, &opt, Direction::SendRecv, 1, 1);
-        let (plain, _) = answer(
-            &offer,
-            LOCAL,
-            5000,
-            &LocalCaps::default(),
-            Direction::SendRecv,
-            2,
-            2,
-        )
-        .unwrap();
+        let (plain, _) = answer(&offer, LOCAL, 5000, &LocalCaps::default(), Direction::SendRecv, 2, 2).unwrap();
         assert_eq!(apply_answer(&offer, &plain).unwrap().srtp, None);
         let (mand, _) = srtp_caps(SrtpMode::Mandatory);
         let offer = build_offer(LOCAL, 4000, &mand, Direction::SendRecv, 1, 1);
         let stripped = parse(&plain.to_string().replace("RTP/AVP", "RTP/SAVP"));
-        assert_eq!(
-            apply_answer(&offer, &stripped).unwrap_err(),
-            NegotiationError::NoCrypto
-        );
+        assert_eq!(apply_answer(&offer, &stripped).unwrap_err(), NegotiationError::NoCrypto);
         // An answer keyed with a tag we never offered does not count.
         let (_, other) = srtp_caps(SrtpMode::Optional);
         let wrong_tag = parse(&plain.to_string().replace(
             "a=sendrecv\r\n",
-            &format!(
-                "a=sendrecv\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n",
-                other.to_base64()
-            ),
+            &format!("a=sendrecv\r\na=crypto:7 AES_CM_128_HMAC_SHA1_80 inline:{}\r\n", other.to_base64()),
         ));
         let offer = build_offer(LOCAL, 4000, &opt, Direction::SendRecv, 1, 1);
         assert_eq!(apply_answer(&offer, &wrong_tag).unwrap().srtp, None);

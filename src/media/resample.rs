@@ -52,17 +52,8 @@ impl Downsampler {
     /// A decimator by `factor` (1 passes samples through).
     pub fn new(factor: usize) -> Self {
         let factor = factor.max(1);
-        let taps = if factor == 1 {
-            vec![1.0]
-        } else {
-            design(factor)
-        };
-        Downsampler {
-            factor,
-            history: vec![0.0; taps.len() - 1],
-            taps,
-            skip: 0,
-        }
+        let taps = if factor == 1 { vec![1.0] } else { design(factor) };
+        Downsampler { factor, history: vec![0.0; taps.len() - 1], taps, skip: 0 }
     }
 
     /// Filters and decimates `input`; 960 samples in give 160 out at factor 6.
@@ -78,12 +69,7 @@ impl Downsampler {
         while i < input.len() {
             // Output aligned with input sample i: taps over buf[i ..= i + hist].
             let window = &buf[i..=i + hist];
-            let acc: f32 = window
-                .iter()
-                .rev()
-                .zip(&self.taps)
-                .map(|(x, h)| x * h)
-                .sum();
+            let acc: f32 = window.iter().rev().zip(&self.taps).map(|(x, h)| x * h).sum();
             out.push(to_i16(acc));
             i += self.factor;
         }
@@ -108,25 +94,12 @@ impl Upsampler {
     pub fn new(factor: usize) -> Self {
         let factor = factor.max(1);
         if factor == 1 {
-            return Upsampler {
-                factor,
-                phases: Vec::new(),
-                history: Vec::new(),
-            };
+            return Upsampler { factor, phases: Vec::new(), history: Vec::new() };
         }
         let taps = design(factor);
-        let phases = (0..factor)
-            .map(|p| {
-                (0..TAPS_PER_PHASE)
-                    .map(|k| taps[k * factor + p] * factor as f32)
-                    .collect()
-            })
-            .collect();
-        Upsampler {
-            factor,
-            phases,
-            history: vec![0.0; TAPS_PER_PHASE],
-        }
+        let phases =
+            (0..factor).map(|p| (0..TAPS_PER_PHASE).map(|k| taps[k * factor + p] * factor as f32).collect()).collect();
+        Upsampler { factor, phases, history: vec![0.0; TAPS_PER_PHASE] }
     }
 
     /// Interpolates `input`; 160 samples in give 960 out at factor 6.
@@ -139,13 +112,7 @@ impl Upsampler {
             self.history.rotate_left(1);
             *self.history.last_mut().expect("history is never empty") = f32::from(s);
             for phase in &self.phases {
-                let acc: f32 = self
-                    .history
-                    .iter()
-                    .rev()
-                    .zip(phase)
-                    .map(|(x, h)| x * h)
-                    .sum();
+                let acc: f32 = self.history.iter().rev().zip(phase).map(|(x, h)| x * h).sum();
                 out.push(to_i16(acc));
             }
         }
@@ -171,11 +138,7 @@ mod tests {
         let mut d = Downsampler::new(6);
         let high = sine(5000.0, 48000, 500, 0.5);
         let out: Vec<i16> = high.chunks(960).flat_map(|c| d.process(c)).collect();
-        assert!(
-            rms_dbfs(&out[400..]) < rms_dbfs(&high) - 50.0,
-            "{}",
-            rms_dbfs(&out[400..])
-        );
+        assert!(rms_dbfs(&out[400..]) < rms_dbfs(&high) - 50.0, "{}", rms_dbfs(&out[400..]));
     }
 
     #[test]

@@ -114,20 +114,12 @@ impl RtpSender {
 
     /// Like [`RtpSender::new`] with a caller-supplied generator (for reproducible tests).
     pub fn with_rng<R: Rng + ?Sized>(rng: &mut R) -> Self {
-        RtpSender {
-            ssrc: rng.random(),
-            sequence: rng.random(),
-            timestamp: rng.random(),
-        }
+        RtpSender { ssrc: rng.random(), sequence: rng.random(), timestamp: rng.random() }
     }
 
     /// A sender starting from the given values.
     pub fn from_parts(ssrc: u32, sequence: u16, timestamp: u32) -> Self {
-        RtpSender {
-            ssrc,
-            sequence,
-            timestamp,
-        }
+        RtpSender { ssrc, sequence, timestamp }
     }
 
     /// The stream's SSRC.
@@ -146,34 +138,16 @@ impl RtpSender {
     }
 
     /// Builds the next packet, then advances the timestamp by `samples_advanced`.
-    pub fn next_packet(
-        &mut self,
-        payload: Vec<u8>,
-        samples_advanced: u32,
-        marker: bool,
-        pt: u8,
-    ) -> RtpPacket {
+    pub fn next_packet(&mut self, payload: Vec<u8>, samples_advanced: u32, marker: bool, pt: u8) -> RtpPacket {
         let packet = self.packet_at(payload, self.timestamp, marker, pt);
         self.advance(samples_advanced);
         packet
     }
 
     /// Builds the next packet with an explicit timestamp, leaving the stream clock alone.
-    pub fn packet_at(
-        &mut self,
-        payload: Vec<u8>,
-        timestamp: u32,
-        marker: bool,
-        pt: u8,
-    ) -> RtpPacket {
-        let packet = RtpPacket {
-            marker,
-            payload_type: pt & 0x7F,
-            sequence: self.sequence,
-            timestamp,
-            ssrc: self.ssrc,
-            payload,
-        };
+    pub fn packet_at(&mut self, payload: Vec<u8>, timestamp: u32, marker: bool, pt: u8) -> RtpPacket {
+        let packet =
+            RtpPacket { marker, payload_type: pt & 0x7F, sequence: self.sequence, timestamp, ssrc: self.ssrc, payload };
         self.sequence = self.sequence.wrapping_add(1);
         packet
     }
@@ -228,12 +202,7 @@ impl DtmfEvent {
     /// Serializes the 4-byte event block.
     pub fn to_bytes(&self) -> [u8; 4] {
         let d = self.duration.to_be_bytes();
-        [
-            self.event,
-            (u8::from(self.end) << 7) | (self.volume & 0x3F),
-            d[0],
-            d[1],
-        ]
+        [self.event, (u8::from(self.end) << 7) | (self.volume & 0x3F), d[0], d[1]]
     }
 
     /// The keypad character, for DTMF events.
@@ -355,12 +324,7 @@ impl DtmfSender {
         marker: bool,
     ) -> RtpPacket {
         let duration = u16::try_from(self.samples(elapsed_ms)).unwrap_or(u16::MAX);
-        let ev = DtmfEvent {
-            event: tone.event,
-            end,
-            volume: self.volume,
-            duration,
-        };
+        let ev = DtmfEvent { event: tone.event, end, volume: self.volume, duration };
         rtp.packet_at(ev.to_bytes().to_vec(), tone.timestamp, marker, self.pt)
     }
 
@@ -382,13 +346,7 @@ impl DtmfSender {
                 let mut tone = tone;
                 if now_ms >= tone.next_update_ms {
                     // Each packet covers the tone up to the next update, as in RFC 4733 section 5.
-                    out.push(self.event_packet(
-                        rtp,
-                        &tone,
-                        (elapsed + update_ms).min(tone_ms),
-                        false,
-                        false,
-                    ));
+                    out.push(self.event_packet(rtp, &tone, (elapsed + update_ms).min(tone_ms), false, false));
                     tone.next_update_ms = now_ms + update_ms;
                 }
                 self.current = Some(tone);
@@ -398,12 +356,8 @@ impl DtmfSender {
         if now_ms >= self.next_start_ms
             && let Some(event) = self.queue.pop_front()
         {
-            let tone = ActiveTone {
-                event,
-                start_ms: now_ms,
-                timestamp: rtp.timestamp(),
-                next_update_ms: now_ms + update_ms,
-            };
+            let tone =
+                ActiveTone { event, start_ms: now_ms, timestamp: rtp.timestamp(), next_update_ms: now_ms + update_ms };
             out.push(self.event_packet(rtp, &tone, update_ms.min(tone_ms), false, true));
             self.current = Some(tone);
         }
@@ -433,11 +387,7 @@ impl DtmfReceiver {
 
     /// A receiver for telephone-event payload type `pt`.
     pub fn new(pt: u8) -> Self {
-        DtmfReceiver {
-            pt,
-            seen: VecDeque::new(),
-            last: None,
-        }
+        DtmfReceiver { pt, seen: VecDeque::new(), last: None }
     }
 
     /// Feeds one RTP packet; returns a digit the first time its event is seen.
@@ -514,19 +464,9 @@ mod tests {
     fn round_trip() {
         let p = sample();
         let bytes = p.to_bytes();
-        assert_eq!(
-            &bytes[..12],
-            &[
-                0x80, 0x80, 0xBE, 0xEF, 0xDE, 0xAD, 0xBE, 0xEF, 0x12, 0x34, 0x56, 0x78
-            ]
-        );
+        assert_eq!(&bytes[..12], &[0x80, 0x80, 0xBE, 0xEF, 0xDE, 0xAD, 0xBE, 0xEF, 0x12, 0x34, 0x56, 0x78]);
         assert_eq!(RtpPacket::parse(&bytes), Some(p));
-        let q = RtpPacket {
-            marker: false,
-            payload_type: 101,
-            payload: vec![],
-            ..sample()
-        };
+        let q = RtpPacket { marker: false, payload_type: 101, payload: vec![], ..sample() };
         assert_eq!(q.to_bytes()[1], 101);
         assert_eq!(RtpPacket::parse(&q.to_bytes()), Some(q));
     }
@@ -598,10 +538,7 @@ mod tests {
             let _ = is_rtcp(&buf);
             let _ = DtmfEvent::parse(&buf);
         }
-        assert!(
-            accepted > 1000,
-            "fuzz never produced valid packets: {accepted}"
-        );
+        assert!(accepted > 1000, "fuzz never produced valid packets: {accepted}");
     }
 
     #[test]
@@ -634,12 +571,7 @@ mod tests {
 
     #[test]
     fn dtmf_event_codec() {
-        let ev = DtmfEvent {
-            event: 1,
-            end: true,
-            volume: 10,
-            duration: 800,
-        };
+        let ev = DtmfEvent { event: 1, end: true, volume: 10, duration: 800 };
         assert_eq!(ev.to_bytes(), [0x01, 0x8A, 0x03, 0x20]);
         assert_eq!(DtmfEvent::parse(&ev.to_bytes()), Some(ev));
         assert_eq!(DtmfEvent::parse(&[1, 2, 3]), None);
@@ -655,12 +587,7 @@ mod tests {
     }
 
     /// Drives a sender every `step` ms from `t0` until idle; returns (time, packet) pairs.
-    fn run_sender(
-        dtmf: &mut DtmfSender,
-        rtp: &mut RtpSender,
-        t0: u64,
-        step: u64,
-    ) -> Vec<(u64, RtpPacket)> {
+    fn run_sender(dtmf: &mut DtmfSender, rtp: &mut RtpSender, t0: u64, step: u64) -> Vec<(u64, RtpPacket)> {
         let mut out = Vec::new();
         let mut t = t0;
         while !dtmf.is_idle() && t < t0 + 10_000 {
@@ -679,62 +606,14 @@ mod tests {
         assert_eq!(dtmf.send("1x#"), 2);
         assert!(!dtmf.is_active());
         let pkts = run_sender(&mut dtmf, &mut rtp, 5000, 10);
-        let evs: Vec<(u64, bool, DtmfEvent, u32)> = pkts
-            .iter()
-            .map(|(t, p)| {
-                (
-                    *t,
-                    p.marker,
-                    DtmfEvent::parse(&p.payload).unwrap(),
-                    p.timestamp,
-                )
-            })
-            .collect();
+        let evs: Vec<(u64, bool, DtmfEvent, u32)> =
+            pkts.iter().map(|(t, p)| (*t, p.marker, DtmfEvent::parse(&p.payload).unwrap(), p.timestamp)).collect();
         // Digit 1: start at 5000, update at 5050, three ends at 5100.
         assert_eq!(evs.len(), 10);
-        assert_eq!(
-            evs[0],
-            (
-                5000,
-                true,
-                DtmfEvent {
-                    event: 1,
-                    end: false,
-                    volume: 10,
-                    duration: 400
-                },
-                1000
-            )
-        );
-        assert_eq!(
-            evs[1],
-            (
-                5050,
-                false,
-                DtmfEvent {
-                    event: 1,
-                    end: false,
-                    volume: 10,
-                    duration: 800
-                },
-                1000
-            )
-        );
+        assert_eq!(evs[0], (5000, true, DtmfEvent { event: 1, end: false, volume: 10, duration: 400 }, 1000));
+        assert_eq!(evs[1], (5050, false, DtmfEvent { event: 1, end: false, volume: 10, duration: 800 }, 1000));
         for e in &evs[2..5] {
-            assert_eq!(
-                *e,
-                (
-                    5100,
-                    false,
-                    DtmfEvent {
-                        event: 1,
-                        end: true,
-                        volume: 10,
-                        duration: 800
-                    },
-                    1000
-                )
-            );
+            assert_eq!(*e, (5100, false, DtmfEvent { event: 1, end: true, volume: 10, duration: 800 }, 1000));
         }
         // Digit #: after the 70 ms gap, new timestamp past the first event.
         assert_eq!(evs[5].0, 5170);
@@ -788,10 +667,7 @@ mod tests {
         }
         assert_eq!(got, "1#");
         // A late, reordered end packet of the first digit is not a new digit.
-        let late = pkts
-            .iter()
-            .find(|(_, p)| DtmfEvent::parse(&p.payload).unwrap().event == 1)
-            .unwrap();
+        let late = pkts.iter().find(|(_, p)| DtmfEvent::parse(&p.payload).unwrap().event == 1).unwrap();
         assert_eq!(rx.on_packet(&late.1), None);
         // Audio packets and other PTs are ignored.
         assert_eq!(rx.on_packet(&sample()), None);
@@ -804,11 +680,7 @@ mod tests {
         dtmf.send("77");
         let pkts = run_sender(&mut dtmf, &mut rtp, 0, 10);
         let mut rx = DtmfReceiver::new(101);
-        let got: String = pkts
-            .iter()
-            .filter(|(_, p)| !p.marker)
-            .filter_map(|(_, p)| rx.on_packet(p))
-            .collect();
+        let got: String = pkts.iter().filter(|(_, p)| !p.marker).filter_map(|(_, p)| rx.on_packet(p)).collect();
         assert_eq!(got, "77");
     }
 
@@ -821,14 +693,7 @@ mod tests {
             sequence: 0,
             timestamp: ts,
             ssrc: 5,
-            payload: DtmfEvent {
-                event: 3,
-                end,
-                volume: 10,
-                duration: dur,
-            }
-            .to_bytes()
-            .to_vec(),
+            payload: DtmfEvent { event: 3, end, volume: 10, duration: dur }.to_bytes().to_vec(),
         };
         assert_eq!(rx.on_packet(&seg(1000, 0xFFFF, false)), Some('3'));
         assert_eq!(rx.on_packet(&seg(1000 + 0xFFFF, 4000, false)), None);

@@ -62,12 +62,7 @@ impl RtpMap {
             18 => ("G729", 8000),
             _ => return None,
         };
-        Some(RtpMap {
-            pt,
-            encoding: encoding.to_string(),
-            clock_rate,
-            channels: 1,
-        })
+        Some(RtpMap { pt, encoding: encoding.to_string(), clock_rate, channels: 1 })
     }
 }
 
@@ -156,29 +151,17 @@ impl Default for SessionDescription {
 impl MediaDescription {
     /// An empty section of the given type, port and protocol.
     pub fn new(kind: &str, port: u16, proto: &str) -> Self {
-        MediaDescription {
-            kind: kind.to_string(),
-            port,
-            proto: proto.to_string(),
-            ..Default::default()
-        }
+        MediaDescription { kind: kind.to_string(), port, proto: proto.to_string(), ..Default::default() }
     }
 
     /// The rtpmap for `pt`, falling back to the static RFC 3551 table.
     pub fn rtpmap(&self, pt: u8) -> Option<RtpMap> {
-        self.rtpmaps
-            .iter()
-            .find(|m| m.pt == pt)
-            .cloned()
-            .or_else(|| RtpMap::static_pt(pt))
+        self.rtpmaps.iter().find(|m| m.pt == pt).cloned().or_else(|| RtpMap::static_pt(pt))
     }
 
     /// The fmtp parameters for `pt`.
     pub fn fmtp(&self, pt: u8) -> Option<&str> {
-        self.fmtps
-            .iter()
-            .find(|(p, _)| *p == pt)
-            .map(|(_, s)| s.as_str())
+        self.fmtps.iter().find(|(p, _)| *p == pt).map(|(_, s)| s.as_str())
     }
 
     /// The value of the first other attribute named `name` (`Some("")` for flags).
@@ -205,9 +188,7 @@ impl SessionDescription {
                 continue;
             }
             let lineno = idx + 1;
-            let (key, value) = line
-                .split_once('=')
-                .ok_or(SdpError::Malformed { line: lineno })?;
+            let (key, value) = line.split_once('=').ok_or(SdpError::Malformed { line: lineno })?;
             let key = key.trim();
             let value = value.trim();
             let mut chars = key.chars();
@@ -240,9 +221,7 @@ impl SessionDescription {
                     sd.timing = value.to_string();
                     saw_timing = true;
                 }
-                'm' => sd
-                    .media
-                    .push(parse_media_line(value).ok_or_else(|| invalid("media line"))?),
+                'm' => sd.media.push(parse_media_line(value).ok_or_else(|| invalid("media line"))?),
                 'c' => {
                     let addr = parse_connection(value).ok_or_else(|| invalid("connection"))?;
                     match sd.media.last_mut() {
@@ -270,9 +249,7 @@ impl SessionDescription {
                         Some(m) => parse_media_attr(m, name, val).map_err(invalid)?,
                         None => match (Direction::from_attr(name), val) {
                             (Some(d), None) => sd.direction = Some(d),
-                            _ => sd
-                                .attributes
-                                .push((name.to_string(), val.map(str::to_string))),
+                            _ => sd.attributes.push((name.to_string(), val.map(str::to_string))),
                         },
                     }
                 }
@@ -295,9 +272,7 @@ impl SessionDescription {
 
     /// The first `m=audio` section, if any.
     pub fn audio(&self) -> Option<&MediaDescription> {
-        self.media
-            .iter()
-            .find(|m| m.kind.eq_ignore_ascii_case("audio"))
+        self.media.iter().find(|m| m.kind.eq_ignore_ascii_case("audio"))
     }
 
     /// The value of the first session-level attribute named `name`.
@@ -307,10 +282,7 @@ impl SessionDescription {
 }
 
 fn find_attr<'a>(attrs: &'a [(String, Option<String>)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_deref().unwrap_or(""))
+    attrs.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_deref().unwrap_or(""))
 }
 
 fn parse_media_line(value: &str) -> Option<MediaDescription> {
@@ -322,10 +294,7 @@ fn parse_media_line(value: &str) -> Option<MediaDescription> {
         Some((p, n)) => (p.parse().ok()?, Some(n.parse().ok()?)),
         None => (port_field.parse().ok()?, None),
     };
-    let mut m = MediaDescription {
-        port_count,
-        ..MediaDescription::new(kind, port, proto)
-    };
+    let mut m = MediaDescription { port_count, ..MediaDescription::new(kind, port, proto) };
     let rtp = m.is_rtp();
     for fmt in f {
         match fmt.parse::<u8>() {
@@ -351,11 +320,7 @@ fn parse_connection(value: &str) -> Option<IpAddr> {
     addr.parse().ok()
 }
 
-fn parse_media_attr(
-    m: &mut MediaDescription,
-    name: &str,
-    val: Option<&str>,
-) -> Result<(), &'static str> {
+fn parse_media_attr(m: &mut MediaDescription, name: &str, val: Option<&str>) -> Result<(), &'static str> {
     if let (Some(dir), None) = (Direction::from_attr(name), val) {
         m.direction = Some(dir);
         return Ok(());
@@ -390,9 +355,7 @@ fn parse_media_attr(
                 m.rtcp_addr = parse_connection(&rest.join(" "));
             }
         }
-        _ => m
-            .attributes
-            .push((name.to_string(), val.map(str::to_string))),
+        _ => m.attributes.push((name.to_string(), val.map(str::to_string))),
     }
     Ok(())
 }
@@ -410,20 +373,11 @@ fn parse_rtpmap(v: &str) -> Option<RtpMap> {
     if pt > 127 || encoding.is_empty() || clock_rate == 0 || channels == 0 {
         return None;
     }
-    Some(RtpMap {
-        pt,
-        encoding: encoding.to_string(),
-        clock_rate,
-        channels,
-    })
+    Some(RtpMap { pt, encoding: encoding.to_string(), clock_rate, channels })
 }
 
 fn addr_type(addr: &str) -> &'static str {
-    if addr.parse::<std::net::Ipv6Addr>().is_ok() {
-        "IP6"
-    } else {
-        "IP4"
-    }
+    if addr.parse::<std::net::Ipv6Addr>().is_ok() { "IP6" } else { "IP4" }
 }
 
 fn write_connection(f: &mut fmt::Formatter<'_>, addr: &IpAddr) -> fmt::Result {
@@ -453,17 +407,9 @@ fn session_line_rank(kind: char) -> u8 {
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let or_dash = |s: &str| {
-            if s.is_empty() {
-                "-".to_string()
-            } else {
-                s.to_string()
-            }
+            if s.is_empty() { "-".to_string() } else { s.to_string() }
         };
-        let origin_addr = if self.origin_addr.is_empty() {
-            "0.0.0.0"
-        } else {
-            &self.origin_addr
-        };
+        let origin_addr = if self.origin_addr.is_empty() { "0.0.0.0" } else { &self.origin_addr };
         write!(f, "v=0\r\n")?;
         write!(
             f,
@@ -477,30 +423,18 @@ impl fmt::Display for SessionDescription {
         write!(f, "s={}\r\n", or_dash(&self.session_name))?;
         let mut others: Vec<&(char, String)> = self.other_lines.iter().collect();
         others.sort_by_key(|(k, _)| session_line_rank(*k));
-        let (before_c, after_c): (Vec<_>, Vec<_>) = others
-            .into_iter()
-            .partition(|(k, _)| session_line_rank(*k) == 0);
+        let (before_c, after_c): (Vec<_>, Vec<_>) = others.into_iter().partition(|(k, _)| session_line_rank(*k) == 0);
         for (k, v) in before_c {
             write!(f, "{k}={v}\r\n")?;
         }
         if let Some(addr) = &self.connection {
             write_connection(f, addr)?;
         }
-        let (bandwidth, after_t): (Vec<_>, Vec<_>) = after_c
-            .into_iter()
-            .partition(|(k, _)| session_line_rank(*k) == 1);
+        let (bandwidth, after_t): (Vec<_>, Vec<_>) = after_c.into_iter().partition(|(k, _)| session_line_rank(*k) == 1);
         for (k, v) in bandwidth {
             write!(f, "{k}={v}\r\n")?;
         }
-        write!(
-            f,
-            "t={}\r\n",
-            if self.timing.is_empty() {
-                "0 0"
-            } else {
-                &self.timing
-            }
-        )?;
+        write!(f, "t={}\r\n", if self.timing.is_empty() { "0 0" } else { &self.timing })?;
         for (k, v) in after_t {
             write!(f, "{k}={v}\r\n")?;
         }
@@ -558,11 +492,7 @@ impl fmt::Display for MediaDescription {
         }
         if let Some(port) = self.rtcp_port {
             match &self.rtcp_addr {
-                Some(a) => write!(
-                    f,
-                    "a=rtcp:{port} IN {} {a}\r\n",
-                    if a.is_ipv6() { "IP6" } else { "IP4" }
-                )?,
+                Some(a) => write!(f, "a=rtcp:{port} IN {} {a}\r\n", if a.is_ipv6() { "IP6" } else { "IP4" })?,
                 None => write!(f, "a=rtcp:{port}\r\n")?,
             }
         }
@@ -633,10 +563,7 @@ a=rtcp-fb:* ccm tmmbr\n";
         assert_eq!(sd.session_id, 3907364719);
         assert_eq!(sd.session_version, 3907364720);
         assert_eq!(sd.origin_addr, "192.168.1.50");
-        assert_eq!(
-            sd.connection,
-            Some(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 50)))
-        );
+        assert_eq!(sd.connection, Some(IpAddr::V4(Ipv4Addr::new(192, 168, 1, 50))));
         assert_eq!(sd.media.len(), 1);
         let m = &sd.media[0];
         assert_eq!(m.kind, "audio");
@@ -644,15 +571,7 @@ a=rtcp-fb:* ccm tmmbr\n";
         assert_eq!(m.proto, "RTP/AVP");
         assert_eq!(m.payload_types, vec![0, 8, 101]);
         assert_eq!(m.rtpmaps.len(), 3);
-        assert_eq!(
-            m.rtpmaps[2],
-            RtpMap {
-                pt: 101,
-                encoding: "telephone-event".into(),
-                clock_rate: 8000,
-                channels: 1
-            }
-        );
+        assert_eq!(m.rtpmaps[2], RtpMap { pt: 101, encoding: "telephone-event".into(), clock_rate: 8000, channels: 1 });
         assert_eq!(m.fmtp(101), Some("0-15"));
         assert_eq!(m.ptime, Some(20));
         assert_eq!(m.direction, Some(Direction::SendRecv));
@@ -678,10 +597,7 @@ a=rtcp-fb:* ccm tmmbr\n";
         assert_eq!(m.payload_types, vec![96, 97, 98, 0, 8, 18, 101, 99, 100]);
         assert_eq!(m.rtpmaps.len(), 6);
         let opus = m.rtpmap(96).unwrap();
-        assert_eq!(
-            (opus.encoding.as_str(), opus.clock_rate, opus.channels),
-            ("opus", 48000, 2)
-        );
+        assert_eq!((opus.encoding.as_str(), opus.clock_rate, opus.channels), ("opus", 48000, 2));
         assert_eq!(m.rtpmap(0).unwrap().encoding, "PCMU");
         assert_eq!(m.rtpmap(8).unwrap().encoding, "PCMA");
         assert_eq!(m.rtpmap(18).unwrap().encoding, "G729");
@@ -692,17 +608,8 @@ a=rtcp-fb:* ccm tmmbr\n";
         assert_eq!(m.rtcp_port, Some(7079));
         assert_eq!(m.direction, None);
         assert_eq!(m.ptime, None);
-        assert_eq!(
-            m.attributes
-                .iter()
-                .filter(|(n, _)| n == "candidate")
-                .count(),
-            2
-        );
-        assert_eq!(
-            m.attributes.iter().filter(|(n, _)| n == "rtcp-fb").count(),
-            2
-        );
+        assert_eq!(m.attributes.iter().filter(|(n, _)| n == "candidate").count(), 2);
+        assert_eq!(m.attributes.iter().filter(|(n, _)| n == "rtcp-fb").count(), 2);
     }
 
     #[test]
@@ -711,10 +618,7 @@ a=rtcp-fb:* ccm tmmbr\n";
             let sd = SessionDescription::parse(text).unwrap();
             let out = sd.to_string();
             assert!(out.ends_with("\r\n"));
-            assert!(
-                !out.replace("\r\n", "").contains('\n'),
-                "bare LF in {out:?}"
-            );
+            assert!(!out.replace("\r\n", "").contains('\n'), "bare LF in {out:?}");
             assert_eq!(SessionDescription::parse(&out).unwrap(), sd);
         }
         let out = SessionDescription::parse(BARESIP).unwrap().to_string();
@@ -788,8 +692,7 @@ a=rtcp-fb:* ccm tmmbr\n";
 
     #[test]
     fn multicast_connection_strips_ttl() {
-        let sd = SessionDescription::parse("o=- 1 1 IN IP4 1.2.3.4\nc=IN IP4 224.2.1.1/127/3\n")
-            .unwrap();
+        let sd = SessionDescription::parse("o=- 1 1 IN IP4 1.2.3.4\nc=IN IP4 224.2.1.1/127/3\n").unwrap();
         assert_eq!(sd.connection, Some("224.2.1.1".parse().unwrap()));
     }
 
@@ -797,22 +700,10 @@ a=rtcp-fb:* ccm tmmbr\n";
     fn errors_on_garbage() {
         assert_eq!(SessionDescription::parse(""), Err(SdpError::Empty));
         assert_eq!(SessionDescription::parse(" \r\n\r\n"), Err(SdpError::Empty));
-        assert_eq!(
-            SessionDescription::parse("hello world"),
-            Err(SdpError::Malformed { line: 1 })
-        );
-        assert_eq!(
-            SessionDescription::parse("v=0\r\nxx=1\r\n"),
-            Err(SdpError::Malformed { line: 2 })
-        );
-        assert_eq!(
-            SessionDescription::parse("v=1\r\n"),
-            Err(SdpError::Version("1".into()))
-        );
-        assert_eq!(
-            SessionDescription::parse("v=0\r\ns=-\r\n"),
-            Err(SdpError::Missing('o'))
-        );
+        assert_eq!(SessionDescription::parse("hello world"), Err(SdpError::Malformed { line: 1 }));
+        assert_eq!(SessionDescription::parse("v=0\r\nxx=1\r\n"), Err(SdpError::Malformed { line: 2 }));
+        assert_eq!(SessionDescription::parse("v=1\r\n"), Err(SdpError::Version("1".into())));
+        assert_eq!(SessionDescription::parse("v=0\r\ns=-\r\n"), Err(SdpError::Missing('o')));
         let base = "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\n";
         for bad in [
             "o=- x 1 IN IP4 1.2.3.4",
@@ -831,13 +722,7 @@ a=rtcp-fb:* ccm tmmbr\n";
             "a=:x",
         ] {
             let text = format!("{base}{bad}\r\n");
-            assert!(
-                matches!(
-                    SessionDescription::parse(&text),
-                    Err(SdpError::Invalid { .. })
-                ),
-                "accepted {bad:?}"
-            );
+            assert!(matches!(SessionDescription::parse(&text), Err(SdpError::Invalid { .. })), "accepted {bad:?}");
         }
     }
 
@@ -848,15 +733,12 @@ a=rtcp-fb:* ccm tmmbr\n";
         let alphabet = b"vosctmab=: /\r\n0123456789.RTPAVIN4audio";
         for _ in 0..20_000 {
             let len = rng.random_range(0..120);
-            let bytes: Vec<u8> = (0..len)
-                .map(|_| {
-                    if rng.random_bool(0.8) {
-                        alphabet[rng.random_range(0..alphabet.len())]
-                    } else {
-                        rng.random()
-                    }
-                })
-                .collect();
+            let bytes: Vec<u8> =
+                (0..len)
+                    .map(|_| {
+                        if rng.random_bool(0.8) { alphabet[rng.random_range(0..alphabet.len())] } else { rng.random() }
+                    })
+                    .collect();
             let _ = SessionDescription::parse(&String::from_utf8_lossy(&bytes));
         }
         // Mutations of a valid body, truncated at every byte.

@@ -87,12 +87,9 @@ impl CryptoSuite {
 
     /// Looks up an SDES suite name.
     pub fn from_name(name: &str) -> Option<Self> {
-        [
-            CryptoSuite::AesCm128HmacSha1_80,
-            CryptoSuite::AesCm128HmacSha1_32,
-        ]
-        .into_iter()
-        .find(|s| name.eq_ignore_ascii_case(s.name()))
+        [CryptoSuite::AesCm128HmacSha1_80, CryptoSuite::AesCm128HmacSha1_32]
+            .into_iter()
+            .find(|s| name.eq_ignore_ascii_case(s.name()))
     }
 
     /// Length of the SRTP authentication tag in bytes.
@@ -149,10 +146,7 @@ impl MasterKey {
 
     /// Parses `inline:` key material; must be exactly 30 bytes.
     pub fn from_base64(s: &str) -> Option<Self> {
-        let bytes = STANDARD
-            .decode(s)
-            .or_else(|_| STANDARD_NO_PAD.decode(s))
-            .ok()?;
+        let bytes = STANDARD.decode(s).or_else(|_| STANDARD_NO_PAD.decode(s)).ok()?;
         Some(MasterKey(bytes.try_into().ok()?))
     }
 }
@@ -189,10 +183,7 @@ impl CryptoAttr {
     /// Parses the value of an `a=crypto:` attribute (without the `crypto:` name).
     pub fn parse(value: &str) -> Result<Self, CryptoAttrError> {
         let mut parts = value.split_ascii_whitespace();
-        let tag = parts
-            .next()
-            .and_then(|t| t.parse::<u32>().ok())
-            .ok_or(CryptoAttrError::Malformed)?;
+        let tag = parts.next().and_then(|t| t.parse::<u32>().ok()).ok_or(CryptoAttrError::Malformed)?;
         let suite_name = parts.next().ok_or(CryptoAttrError::Malformed)?;
         let suite = CryptoSuite::from_name(suite_name)
             .ok_or_else(|| CryptoAttrError::UnsupportedSuite(suite_name.to_string()))?;
@@ -203,14 +194,9 @@ impl CryptoAttr {
         if key_params.contains(';') {
             return Err(CryptoAttrError::UnsupportedKey);
         }
-        let inline = key_params
-            .strip_prefix("inline:")
-            .ok_or(CryptoAttrError::UnsupportedKey)?;
+        let inline = key_params.strip_prefix("inline:").ok_or(CryptoAttrError::UnsupportedKey)?;
         let mut fields = inline.split('|');
-        let key = fields
-            .next()
-            .and_then(MasterKey::from_base64)
-            .ok_or(CryptoAttrError::UnsupportedKey)?;
+        let key = fields.next().and_then(MasterKey::from_base64).ok_or(CryptoAttrError::UnsupportedKey)?;
         for f in fields {
             // A lifetime (`2^31` or a number) is fine; an MKI (`1:4`) is not supported.
             if f.contains(':') {
@@ -223,13 +209,7 @@ impl CryptoAttr {
 
 impl fmt::Display for CryptoAttr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} inline:{}",
-            self.tag,
-            self.suite.name(),
-            self.key.to_base64()
-        )
+        write!(f, "{} {} inline:{}", self.tag, self.suite.name(), self.key.to_base64())
     }
 }
 
@@ -305,10 +285,7 @@ impl SessionKeys {
 
     fn crypt(&self, ssrc: u32, index: u64, data: &mut [u8]) {
         let iv = packet_iv(&self.salt, ssrc, index);
-        let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr128BE>::inner_iv_init(
-            self.cipher.clone(),
-            &iv.into(),
-        );
+        let core = ctr::CtrCore::<Aes128, ctr::flavors::Ctr128BE>::inner_iv_init(self.cipher.clone(), &iv.into());
         let mut c = StreamCipherCoreWrapper::from_core(core);
         c.apply_keystream(data);
     }
@@ -358,11 +335,7 @@ impl ReplayWindow {
             }
             Some(top) if index > top => {
                 let shift = index - top;
-                self.mask = if shift >= REPLAY_WINDOW {
-                    0
-                } else {
-                    self.mask << shift
-                };
+                self.mask = if shift >= REPLAY_WINDOW { 0 } else { self.mask << shift };
                 self.mask |= 1;
                 self.top = Some(index);
             }
@@ -388,11 +361,7 @@ impl StreamState {
             return self.roc;
         }
         if self.s_l < 32768 {
-            if i32::from(seq) - i32::from(self.s_l) > 32768 {
-                self.roc.wrapping_sub(1)
-            } else {
-                self.roc
-            }
+            if i32::from(seq) - i32::from(self.s_l) > 32768 { self.roc.wrapping_sub(1) } else { self.roc }
         } else if i32::from(self.s_l) - 32768 > i32::from(seq) {
             self.roc.wrapping_add(1)
         } else {
@@ -487,10 +456,7 @@ impl SrtpContext {
     /// Authenticates, replay-checks and decrypts an SRTP packet.
     pub fn unprotect_rtp(&mut self, packet: &[u8]) -> Result<Vec<u8>, SrtpError> {
         let tag_len = self.suite.rtp_tag_len();
-        let body_len = packet
-            .len()
-            .checked_sub(tag_len)
-            .ok_or(SrtpError::Malformed)?;
+        let body_len = packet.len().checked_sub(tag_len).ok_or(SrtpError::Malformed)?;
         let (body, tag) = packet.split_at(body_len);
         let hdr = rtp_header_len(body).ok_or(SrtpError::Malformed)?;
         let seq = u16::from_be_bytes([body[2], body[3]]);
@@ -562,48 +528,30 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         let s: String = s.split_whitespace().collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
     }
 
     fn master(key: &str, salt: &str) -> MasterKey {
-        MasterKey::from_parts(
-            &hex(key).try_into().unwrap(),
-            &hex(salt).try_into().unwrap(),
-        )
+        MasterKey::from_parts(&hex(key).try_into().unwrap(), &hex(salt).try_into().unwrap())
     }
 
     #[test]
     fn rfc3711_b3_key_derivation() {
-        let m = master(
-            "E1F97A0D3E018BE0D64FA32C06DE4139",
-            "0EC675AD498AFEEBB6960B3AABE6",
-        );
-        assert_eq!(
-            derive_session_key(&m, 0, 16),
-            hex("C61E7A93744F39EE10734AFE3FF7A087")
-        );
-        assert_eq!(
-            derive_session_key(&m, 2, 14),
-            hex("30CBBC08863D8C85D49DB34A9AE1")
-        );
+        let m = master("E1F97A0D3E018BE0D64FA32C06DE4139", "0EC675AD498AFEEBB6960B3AABE6");
+        assert_eq!(derive_session_key(&m, 0, 16), hex("C61E7A93744F39EE10734AFE3FF7A087"));
+        assert_eq!(derive_session_key(&m, 2, 14), hex("30CBBC08863D8C85D49DB34A9AE1"));
         assert_eq!(
             derive_session_key(&m, 1, 94),
-            hex(
-                "CEBE321F6FF7716B6FD4AB49AF256A15 6D38BAA48F0A0ACF3C34E2359E6CDBCE
+            hex("CEBE321F6FF7716B6FD4AB49AF256A15 6D38BAA48F0A0ACF3C34E2359E6CDBCE
                  E049646C43D9327AD175578EF7227098 6371C10C9A369AC2F94A8C5FBCDDDC25
-                 6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2"
-            )
+                 6D6E919A48B610EF17C2041E47403576 6B68642C59BBFC2F34DB60DBDFB2")
         );
     }
 
     #[test]
     fn rfc3711_b2_aes_cm_keystream() {
         let keys = SessionKeys {
-            cipher: <Aes128 as KeyInit>::new_from_slice(&hex("2B7E151628AED2A6ABF7158809CF4F3C"))
-                .unwrap(),
+            cipher: <Aes128 as KeyInit>::new_from_slice(&hex("2B7E151628AED2A6ABF7158809CF4F3C")).unwrap(),
             salt: hex("F0F1F2F3F4F5F6F7F8F9FAFBFCFD").try_into().unwrap(),
             mac: <HmacSha1 as Mac>::new_from_slice(b"x").unwrap(),
         };
@@ -629,26 +577,17 @@ mod tests {
 
     #[test]
     fn roundtrip_rollover_reorder_replay_and_tamper() {
-        for suite in [
-            CryptoSuite::AesCm128HmacSha1_80,
-            CryptoSuite::AesCm128HmacSha1_32,
-        ] {
+        for suite in [CryptoSuite::AesCm128HmacSha1_80, CryptoSuite::AesCm128HmacSha1_32] {
             let key = MasterKey::random();
             let mut tx = SrtpContext::new(suite, &key);
             let mut rx = SrtpContext::new(suite, &key);
             let seqs = [65533u16, 65534, 65535, 0, 1, 2];
-            let sent: Vec<Vec<u8>> = seqs
-                .iter()
-                .map(|&s| tx.protect_rtp(&rtp(s, &[0xd5; 160])).unwrap())
-                .collect();
+            let sent: Vec<Vec<u8>> = seqs.iter().map(|&s| tx.protect_rtp(&rtp(s, &[0xd5; 160])).unwrap()).collect();
             assert_eq!(sent[0].len(), 12 + 160 + suite.rtp_tag_len());
             assert_ne!(&sent[0][12..172], &[0xd5; 160][..]);
             // Reordered across the wrap: 0 before 65535.
             for i in [0usize, 1, 3, 2, 4, 5] {
-                assert_eq!(
-                    rx.unprotect_rtp(&sent[i]).unwrap(),
-                    rtp(seqs[i], &[0xd5; 160])
-                );
+                assert_eq!(rx.unprotect_rtp(&sent[i]).unwrap(), rtp(seqs[i], &[0xd5; 160]));
             }
             assert_eq!(rx.unprotect_rtp(&sent[4]), Err(SrtpError::Replayed));
             let mut bad = sent[5].clone();
@@ -677,16 +616,9 @@ mod tests {
         let mut synced = SrtpContext::new(suite, &key);
         let mut tx2 = SrtpContext::new(suite, &key);
         for s in 65530u16..=65535 {
-            synced
-                .unprotect_rtp(&tx2.protect_rtp(&rtp(s, b"a")).unwrap())
-                .unwrap();
+            synced.unprotect_rtp(&tx2.protect_rtp(&rtp(s, b"a")).unwrap()).unwrap();
         }
-        assert_eq!(
-            synced
-                .unprotect_rtp(&tx2.protect_rtp(&rtp(5, b"b")).unwrap())
-                .unwrap(),
-            rtp(5, b"b")
-        );
+        assert_eq!(synced.unprotect_rtp(&tx2.protect_rtp(&rtp(5, b"b")).unwrap()).unwrap(), rtp(5, b"b"));
     }
 
     #[test]
@@ -738,34 +670,16 @@ mod tests {
         assert_eq!(key.to_base64().len(), 40);
         // baresip-style lifetime is accepted; MKI, session params and odd keys are not.
         let with_life = format!("2 AES_CM_128_HMAC_SHA1_32 inline:{}|2^31", key.to_base64());
-        assert_eq!(
-            CryptoAttr::parse(&with_life).unwrap().suite,
-            CryptoSuite::AesCm128HmacSha1_32
-        );
-        let mki = format!(
-            "1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^20|1:4",
-            key.to_base64()
-        );
-        assert_eq!(
-            CryptoAttr::parse(&mki),
-            Err(CryptoAttrError::UnsupportedKey)
-        );
-        let sp = format!(
-            "1 AES_CM_128_HMAC_SHA1_80 inline:{} UNENCRYPTED_SRTP",
-            key.to_base64()
-        );
-        assert_eq!(
-            CryptoAttr::parse(&sp),
-            Err(CryptoAttrError::UnsupportedSessionParams)
-        );
+        assert_eq!(CryptoAttr::parse(&with_life).unwrap().suite, CryptoSuite::AesCm128HmacSha1_32);
+        let mki = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{}|2^20|1:4", key.to_base64());
+        assert_eq!(CryptoAttr::parse(&mki), Err(CryptoAttrError::UnsupportedKey));
+        let sp = format!("1 AES_CM_128_HMAC_SHA1_80 inline:{} UNENCRYPTED_SRTP", key.to_base64());
+        assert_eq!(CryptoAttr::parse(&sp), Err(CryptoAttrError::UnsupportedSessionParams));
         assert!(matches!(
             CryptoAttr::parse("1 AES_256_CM_HMAC_SHA1_80 inline:AAAA"),
             Err(CryptoAttrError::UnsupportedSuite(_))
         ));
-        assert_eq!(
-            CryptoAttr::parse("1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"),
-            Err(CryptoAttrError::UnsupportedKey)
-        );
+        assert_eq!(CryptoAttr::parse("1 AES_CM_128_HMAC_SHA1_80 inline:AAAA"), Err(CryptoAttrError::UnsupportedKey));
         assert_eq!(CryptoAttr::parse("x"), Err(CryptoAttrError::Malformed));
         assert_eq!(format!("{key:?}"), "MasterKey(..)");
         assert_eq!("Mandatory".parse::<SrtpMode>(), Ok(SrtpMode::Mandatory));

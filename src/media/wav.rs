@@ -37,10 +37,9 @@ impl WavSource {
         let spec = reader.spec();
         let channels = usize::from(spec.channels.max(1));
         let interleaved: Vec<i32> = match (spec.sample_format, spec.bits_per_sample) {
-            (hound::SampleFormat::Int, bits @ 1..=32) => reader
-                .samples::<i32>()
-                .map(|s| s.map(|v| scale_to_16(v, bits)))
-                .collect::<Result<_, _>>()?,
+            (hound::SampleFormat::Int, bits @ 1..=32) => {
+                reader.samples::<i32>().map(|s| s.map(|v| scale_to_16(v, bits))).collect::<Result<_, _>>()?
+            }
             (hound::SampleFormat::Float, 32) => reader
                 .samples::<f32>()
                 .map(|s| s.map(|v| (v.clamp(-1.0, 1.0) * 32767.0).round() as i32))
@@ -49,9 +48,7 @@ impl WavSource {
         };
         let mono: Vec<i16> = interleaved
             .chunks(channels)
-            .map(|frame| {
-                (frame.iter().map(|&v| i64::from(v)).sum::<i64>() / frame.len() as i64) as i16
-            })
+            .map(|frame| (frame.iter().map(|&v| i64::from(v)).sum::<i64>() / frame.len() as i64) as i16)
             .collect();
         Ok(WavSource::from_samples(mono, spec.sample_rate, target_rate))
     }
@@ -59,11 +56,7 @@ impl WavSource {
     /// Wraps mono samples at `source_rate`, resampled to `target_rate`.
     pub fn from_samples(samples: Vec<i16>, source_rate: u32, target_rate: u32) -> Self {
         let samples = resample_linear(&samples, source_rate, target_rate);
-        WavSource {
-            samples,
-            pos: 0,
-            rate: target_rate,
-        }
+        WavSource { samples, pos: 0, rate: target_rate }
     }
 
     /// The next `samples_per_frame` samples, wrapping to the start at the end (silence if empty).
@@ -107,11 +100,7 @@ impl WavSource {
 }
 
 fn scale_to_16(v: i32, bits: u16) -> i32 {
-    if bits > 16 {
-        v >> (bits - 16)
-    } else {
-        v << (16 - bits)
-    }
+    if bits > 16 { v >> (bits - 16) } else { v << (16 - bits) }
 }
 
 /// Linear-interpolation resampling; enough for speech prompts, no anti-alias filter.
@@ -119,8 +108,7 @@ pub fn resample_linear(samples: &[i16], from_rate: u32, to_rate: u32) -> Vec<i16
     if from_rate == to_rate || from_rate == 0 || to_rate == 0 || samples.is_empty() {
         return samples.to_vec();
     }
-    let out_len =
-        (samples.len() as u64 * u64::from(to_rate)).div_ceil(u64::from(from_rate)) as usize;
+    let out_len = (samples.len() as u64 * u64::from(to_rate)).div_ceil(u64::from(from_rate)) as usize;
     let step = f64::from(from_rate) / f64::from(to_rate);
     let last = samples.len() - 1;
     (0..out_len)
@@ -144,10 +132,7 @@ pub struct WavSink {
 
 impl std::fmt::Debug for WavSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WavSink")
-            .field("rate", &self.rate)
-            .field("written", &self.written)
-            .finish()
+        f.debug_struct("WavSink").field("rate", &self.rate).field("written", &self.written).finish()
     }
 }
 
@@ -163,11 +148,7 @@ impl WavSink {
             bits_per_sample: 16,
             sample_format: hound::SampleFormat::Int,
         };
-        Ok(WavSink {
-            writer: Some(hound::WavWriter::create(path, spec)?),
-            rate,
-            written: 0,
-        })
+        Ok(WavSink { writer: Some(hound::WavWriter::create(path, spec)?), rate, written: 0 })
     }
 
     /// Appends samples.
@@ -226,10 +207,7 @@ mod tests {
 
     fn tone(freq: f64, rate: u32, n: usize) -> Vec<i16> {
         (0..n)
-            .map(|i| {
-                (16000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin())
-                    as i16
-            })
+            .map(|i| (16000.0 * (2.0 * std::f64::consts::PI * freq * i as f64 / f64::from(rate)).sin()) as i16)
             .collect()
     }
 
@@ -262,10 +240,7 @@ mod tests {
         let r = hound::WavReader::open(&path).unwrap();
         assert_eq!(r.len(), 5);
         assert_eq!(r.spec().sample_rate, 16000);
-        assert_eq!(
-            WavSource::open(&path, 16000).unwrap().samples(),
-            &[1, 2, 3, 4, 5]
-        );
+        assert_eq!(WavSource::open(&path, 16000).unwrap().samples(), &[1, 2, 3, 4, 5]);
         let _ = std::fs::remove_file(&path);
     }
 
@@ -290,12 +265,7 @@ mod tests {
         let zc = zero_crossings(src.samples()) as i32;
         assert!((zc - 880).abs() <= 2, "{zc}");
         // Mono is the average of both channels: peak 0.75 of 16000.
-        let peak = src
-            .samples()
-            .iter()
-            .map(|s| s.unsigned_abs())
-            .max()
-            .unwrap();
+        let peak = src.samples().iter().map(|s| s.unsigned_abs()).max().unwrap();
         assert!((11900..=12001).contains(&peak), "{peak}");
         let _ = std::fs::remove_file(&path);
     }
@@ -330,10 +300,7 @@ mod tests {
             w.write_sample(v).unwrap();
         }
         w.finalize().unwrap();
-        assert_eq!(
-            WavSource::open(&path_f, 8000).unwrap().samples(),
-            &[0, 16384, -16384, 32767]
-        );
+        assert_eq!(WavSource::open(&path_f, 8000).unwrap().samples(), &[0, 16384, -16384, 32767]);
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(&path_f);
     }
@@ -354,27 +321,15 @@ mod tests {
 
     #[test]
     fn resample_linear_values() {
-        assert_eq!(
-            resample_linear(&[0, 100, 200], 8000, 16000),
-            vec![0, 50, 100, 150, 200, 200]
-        );
-        assert_eq!(
-            resample_linear(&[0, 10, 20, 30, 40, 50], 16000, 8000),
-            vec![0, 20, 40]
-        );
+        assert_eq!(resample_linear(&[0, 100, 200], 8000, 16000), vec![0, 50, 100, 150, 200, 200]);
+        assert_eq!(resample_linear(&[0, 10, 20, 30, 40, 50], 16000, 8000), vec![0, 20, 40]);
         assert_eq!(resample_linear(&[7], 8000, 48000), vec![7; 6]);
     }
 
     #[test]
     fn errors() {
-        assert!(matches!(
-            WavSource::open(temp_path("missing"), 8000),
-            Err(WavError::Wav(_))
-        ));
-        assert!(matches!(
-            WavSource::open(temp_path("x"), 0),
-            Err(WavError::BadRate(0))
-        ));
+        assert!(matches!(WavSource::open(temp_path("missing"), 8000), Err(WavError::Wav(_))));
+        assert!(matches!(WavSource::open(temp_path("x"), 0), Err(WavError::BadRate(0))));
         let garbage = temp_path("garbage");
         std::fs::write(&garbage, b"RIFF\x04\x00\x00\x00WAVEjunk").unwrap();
         assert!(WavSource::open(&garbage, 8000).is_err());

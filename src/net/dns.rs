@@ -145,20 +145,13 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("empty host name".into());
     }
     if !trimmed.is_ascii() {
-        return Err(format!(
-            "{name:?} is not an ASCII host name (use its punycode form)"
-        ));
+        return Err(format!("{name:?} is not an ASCII host name (use its punycode form)"));
     }
     if trimmed.contains(['\\', ' ']) || trimmed.bytes().any(|b| b.is_ascii_control()) {
         return Err(format!("{name:?} is not a host name"));
     }
-    if trimmed
-        .split('.')
-        .any(|l| l.is_empty() || l.len() > MAX_LABEL_OCTETS)
-    {
-        return Err(format!(
-            "{name:?} has an empty label or one longer than 63 characters"
-        ));
+    if trimmed.split('.').any(|l| l.is_empty() || l.len() > MAX_LABEL_OCTETS) {
+        return Err(format!("{name:?} has an empty label or one longer than 63 characters"));
     }
     if trimmed.len() + 2 > MAX_NAME_OCTETS {
         return Err(format!("{name:?} is longer than 253 characters"));
@@ -234,34 +227,23 @@ fn parse_message(buf: &[u8], id: u16) -> Result<Message, DnsError> {
         let rdata = &buf[start..end];
         let data = match rtype {
             TYPE_A => RecordData::A(Ipv4Addr::from(
-                <[u8; 4]>::try_from(rdata)
-                    .map_err(|_| DnsError::Malformed("A record is not 4 octets"))?,
+                <[u8; 4]>::try_from(rdata).map_err(|_| DnsError::Malformed("A record is not 4 octets"))?,
             )),
             TYPE_AAAA => RecordData::Aaaa(Ipv6Addr::from(
-                <[u8; 16]>::try_from(rdata)
-                    .map_err(|_| DnsError::Malformed("AAAA record is not 16 octets"))?,
+                <[u8; 16]>::try_from(rdata).map_err(|_| DnsError::Malformed("AAAA record is not 16 octets"))?,
             )),
             TYPE_CNAME => RecordData::Cname(name_in_rdata(buf, start, end)?),
             TYPE_SRV => {
                 let mut d = Reader { buf: rdata, pos: 0 };
                 let (priority, weight, port) = (d.u16()?, d.u16()?, d.u16()?);
                 let target = name_in_rdata(buf, start + 6, end)?;
-                RecordData::Srv(Srv {
-                    priority,
-                    weight,
-                    port,
-                    target,
-                })
+                RecordData::Srv(Srv { priority, weight, port, target })
             }
             _ => continue,
         };
         answers.push(Record { name, ttl, data });
     }
-    Ok(Message {
-        rcode,
-        questions,
-        answers,
-    })
+    Ok(Message { rcode, questions, answers })
 }
 
 /// A name that must lie within `buf[start..end]` (it may point elsewhere in `buf`).
@@ -312,9 +294,7 @@ fn read_name(buf: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
     let mut after: Option<usize> = None;
     let mut hops = 0;
     loop {
-        let len = *buf
-            .get(pos)
-            .ok_or(DnsError::Malformed("name runs past the end"))?;
+        let len = *buf.get(pos).ok_or(DnsError::Malformed("name runs past the end"))?;
         match len & 0xC0 {
             0x00 if len == 0 => {
                 let end = after.unwrap_or(pos + 1);
@@ -325,9 +305,7 @@ fn read_name(buf: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
             }
             0x00 => {
                 let len = usize::from(len);
-                let label = buf
-                    .get(pos + 1..pos + 1 + len)
-                    .ok_or(DnsError::Malformed("label runs past the end"))?;
+                let label = buf.get(pos + 1..pos + 1 + len).ok_or(DnsError::Malformed("label runs past the end"))?;
                 octets += len + 1;
                 if octets > MAX_NAME_OCTETS {
                     return Err(DnsError::Malformed("name longer than 255 octets"));
@@ -339,14 +317,10 @@ fn read_name(buf: &[u8], mut pos: usize) -> Result<(String, usize), DnsError> {
                 pos += 1 + len;
             }
             0xC0 => {
-                let low = *buf
-                    .get(pos + 1)
-                    .ok_or(DnsError::Malformed("compression pointer runs past the end"))?;
+                let low = *buf.get(pos + 1).ok_or(DnsError::Malformed("compression pointer runs past the end"))?;
                 let target = (usize::from(len & 0x3F) << 8) | usize::from(low);
                 if target >= pos {
-                    return Err(DnsError::Malformed(
-                        "compression pointer does not point backwards",
-                    ));
+                    return Err(DnsError::Malformed("compression pointer does not point backwards"));
                 }
                 hops += 1;
                 if hops > MAX_POINTER_HOPS {
@@ -376,9 +350,7 @@ fn push_label(out: &mut String, label: &[u8]) {
 }
 
 fn same_name(a: &str, b: &str) -> bool {
-    a.strip_suffix('.')
-        .unwrap_or(a)
-        .eq_ignore_ascii_case(b.strip_suffix('.').unwrap_or(b))
+    a.strip_suffix('.').unwrap_or(a).eq_ignore_ascii_case(b.strip_suffix('.').unwrap_or(b))
 }
 
 /// Order SRV records for trying (RFC 2782): ascending priority; within a priority, a
@@ -434,12 +406,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     if let Ok(sa) = s.parse::<SocketAddr>() {
         return Ok((sa.ip().to_string(), Some(sa.port())));
     }
-    if let Ok(ip) = s
-        .strip_prefix('[')
-        .and_then(|v| v.strip_suffix(']'))
-        .unwrap_or(s)
-        .parse::<IpAddr>()
-    {
+    if let Ok(ip) = s.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(s).parse::<IpAddr>() {
         return Ok((ip.to_string(), None));
     }
     if s.starts_with('[') {
@@ -447,9 +414,7 @@ fn split_host_port(s: &str) -> Result<(String, Option<u16>), String> {
     }
     match s.rsplit_once(':') {
         Some((host, port)) => {
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| format!("bad port {port:?}"))?;
+            let port = port.parse::<u16>().map_err(|_| format!("bad port {port:?}"))?;
             Ok((host.to_string(), Some(port)))
         }
         None => Ok((s.to_string(), None)),
@@ -489,11 +454,7 @@ pub async fn resolve_sip(
     nameserver: Option<SocketAddr>,
 ) -> Result<Vec<SocketAddr>, String> {
     let cannot = |why: &str| format!("cannot resolve {domain}: {why}");
-    let default_port = if transport == Transport::Tls {
-        5061
-    } else {
-        5060
-    };
+    let default_port = if transport == Transport::Tls { 5061 } else { 5060 };
     let (host, port) = split_host_port(domain).map_err(|e| cannot(&e))?;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Ok(vec![SocketAddr::new(ip, port.unwrap_or(default_port))]);
@@ -502,18 +463,12 @@ pub async fn resolve_sip(
     let host = host.strip_suffix('.').unwrap_or(&host).to_string();
     let system_allowed = nameserver.is_none();
     if is_localhost(&host) {
-        return system_lookup(&host, port.unwrap_or(default_port))
-            .await
-            .map_err(|e| cannot(&e));
+        return system_lookup(&host, port.unwrap_or(default_port)).await.map_err(|e| cannot(&e));
     }
     let Some(ns) = nameserver.or_else(system_nameserver) else {
         return system_lookup(&host, port.unwrap_or(default_port))
             .await
-            .map_err(|e| {
-                cannot(&format!(
-                    "no nameserver in /etc/resolv.conf, and the system resolver failed: {e}"
-                ))
-            });
+            .map_err(|e| cannot(&format!("no nameserver in /etc/resolv.conf, and the system resolver failed: {e}")));
     };
     if let Some(port) = port {
         return match addresses(ns, &host, port, system_allowed).await {
@@ -552,9 +507,7 @@ pub async fn resolve_sip(
     }
     let usable: Vec<Srv> = srvs.into_iter().filter(|s| s.target != ".").collect();
     if usable.is_empty() {
-        return Err(cannot(&format!(
-            "{srv_owner} SRV says there is no SIP service (target \".\")"
-        )));
+        return Err(cannot(&format!("{srv_owner} SRV says there is no SIP service (target \".\")")));
     }
     let ordered = order_srv(usable, |total| rand::random_range(0..=total));
     let mut found: Vec<SocketAddr> = Vec::new();
@@ -575,33 +528,19 @@ pub async fn resolve_sip(
                     }
                 }
             }
-            Err(why) => problems.push(format!(
-                "{}: {}",
-                srv.target,
-                why.describe("no A/AAAA records")
-            )),
+            Err(why) => problems.push(format!("{}: {}", srv.target, why.describe("no A/AAAA records"))),
         }
     }
     if found.is_empty() {
-        return Err(cannot(&format!(
-            "no address for any SRV target ({})",
-            problems.join("; ")
-        )));
+        return Err(cannot(&format!("no address for any SRV target ({})", problems.join("; "))));
     }
     Ok(found)
 }
 
 /// The system resolver (`getaddrinfo`).
 async fn system_lookup(host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
-        .await
-        .map_err(|e| e.to_string())?
-        .collect();
-    if addrs.is_empty() {
-        Err("no address".into())
-    } else {
-        Ok(addrs)
-    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await.map_err(|e| e.to_string())?.collect();
+    if addrs.is_empty() { Err("no address".into()) } else { Ok(addrs) }
 }
 
 /// Why [`addresses`] found nothing.
@@ -617,11 +556,7 @@ impl NoAddress {
     /// `none` ("no A/AAAA records") when DNS answered, else what went wrong; then the
     /// system resolver's error.
     fn describe(&self, none: &str) -> String {
-        let head = if self.dns.is_empty() {
-            none.to_string()
-        } else {
-            self.dns.join("; ")
-        };
+        let head = if self.dns.is_empty() { none.to_string() } else { self.dns.join("; ") };
         match &self.system {
             Some(e) => format!("{head} (system resolver: {e})"),
             None => head,
@@ -631,12 +566,7 @@ impl NoAddress {
 
 /// A then AAAA addresses of `host` with `port`. With `system_allowed`, the system
 /// resolver is asked when DNS gives nothing.
-async fn addresses(
-    ns: SocketAddr,
-    host: &str,
-    port: u16,
-    system_allowed: bool,
-) -> Result<Vec<SocketAddr>, NoAddress> {
+async fn addresses(ns: SocketAddr, host: &str, port: u16, system_allowed: bool) -> Result<Vec<SocketAddr>, NoAddress> {
     let mut why = NoAddress::default();
     if let Err(e) = check_name(host) {
         why.dns.push(e);
@@ -720,17 +650,11 @@ fn type_name(qtype: u16) -> String {
 /// ignored. NXDOMAIN is an empty list.
 async fn query(ns: SocketAddr, name: &str, qtype: u16) -> Result<Vec<Record>, String> {
     let what = format!("{name} {}", type_name(qtype));
-    let local: SocketAddr = if ns.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = tokio::net::UdpSocket::bind(local)
-        .await
-        .map_err(|e| format!("{what}: cannot open a UDP socket: {e}"))?;
-    sock.connect(ns)
-        .await
-        .map_err(|e| format!("{what}: cannot reach DNS server {ns}: {e}"))?;
+    let local: SocketAddr =
+        if ns.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    let sock =
+        tokio::net::UdpSocket::bind(local).await.map_err(|e| format!("{what}: cannot open a UDP socket: {e}"))?;
+    sock.connect(ns).await.map_err(|e| format!("{what}: cannot reach DNS server {ns}: {e}"))?;
     let id: u16 = rand::random();
     let packet = build_query(id, name, qtype);
     let mut buf = vec![0u8; 65_535];
@@ -761,17 +685,12 @@ async fn query(ns: SocketAddr, name: &str, qtype: u16) -> Result<Vec<Record>, St
             return match msg.rcode {
                 0 => Ok(msg.answers),
                 3 => Ok(Vec::new()),
-                r => Err(format!(
-                    "DNS server {ns} answered {what} with {}",
-                    DnsError::Server(r)
-                )),
+                r => Err(format!("DNS server {ns} answered {what} with {}", DnsError::Server(r))),
             };
         }
     }
     let secs = QUERY_TIMEOUT.as_secs();
-    Err(format!(
-        "DNS server {ns} did not answer {what} ({QUERY_ATTEMPTS} tries, {secs} s each; last: {last})"
-    ))
+    Err(format!("DNS server {ns} did not answer {what} ({QUERY_ATTEMPTS} tries, {secs} s each; last: {last})"))
 }
 
 #[cfg(test)]
@@ -840,48 +759,23 @@ mod tests {
         let srv = |priority, weight, port, target: &str| Record {
             name: "_sip._udp.example.com".into(),
             ttl: if priority == 10 { 3600 } else { 60 },
-            data: RecordData::Srv(Srv {
-                priority,
-                weight,
-                port,
-                target: target.into(),
-            }),
+            data: RecordData::Srv(Srv { priority, weight, port, target: target.into() }),
         };
         assert_eq!(
             records,
             vec![
                 srv(10, 60, 5060, "pbx1.example.com"),
                 srv(20, 0, 5070, "pbx2.example.com"),
-                Record {
-                    name: "pbx1.example.com".into(),
-                    ttl: 60,
-                    data: RecordData::A(Ipv4Addr::new(192, 0, 2, 1))
-                },
-                Record {
-                    name: "www.example.com".into(),
-                    ttl: 60,
-                    data: RecordData::Cname("example.com".into())
-                },
+                Record { name: "pbx1.example.com".into(), ttl: 60, data: RecordData::A(Ipv4Addr::new(192, 0, 2, 1)) },
+                Record { name: "www.example.com".into(), ttl: 60, data: RecordData::Cname("example.com".into()) },
             ]
         );
-        assert_eq!(
-            parse_response(&m, 0x1235),
-            Err(DnsError::IdMismatch {
-                expected: 0x1235,
-                got: 0x1234
-            })
-        );
+        assert_eq!(parse_response(&m, 0x1235), Err(DnsError::IdMismatch { expected: 0x1235, got: 0x1234 }));
         let msg = parse_message(&m, 0x1234).unwrap();
-        assert_eq!(
-            msg.questions,
-            vec![("_sip._udp.example.com".to_string(), TYPE_SRV)]
-        );
+        assert_eq!(msg.questions, vec![("_sip._udp.example.com".to_string(), TYPE_SRV)]);
         // Every proper prefix is an error, never a panic or a partial success.
         for cut in 0..m.len() {
-            assert!(
-                parse_response(&m[..cut], 0x1234).is_err(),
-                "prefix of {cut} bytes parsed"
-            );
+            assert!(parse_response(&m[..cut], 0x1234).is_err(), "prefix of {cut} bytes parsed");
         }
     }
 
@@ -908,10 +802,7 @@ mod tests {
         // A wrong-length A record is malformed.
         let mut bad = m.clone();
         bad[23..25].copy_from_slice(&TYPE_A.to_be_bytes()); // answer type AAAA -> A, 16 octets
-        assert!(matches!(
-            parse_response(&bad, 7),
-            Err(DnsError::Malformed(_))
-        ));
+        assert!(matches!(parse_response(&bad, 7), Err(DnsError::Malformed(_))));
     }
 
     #[test]
@@ -935,10 +826,7 @@ mod tests {
         m.push(63);
         m.extend_from_slice(&[b'x'; 63]);
         m.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1]);
-        assert_eq!(
-            parse_response(&m, 1),
-            Err(DnsError::Malformed("name longer than 255 octets"))
-        );
+        assert_eq!(parse_response(&m, 1), Err(DnsError::Malformed("name longer than 255 octets")));
         // Reserved label types 0x40 / 0x80.
         let mut m = header.to_vec();
         m.extend_from_slice(&[0x41, 0, 0, 1, 0, 1]);
@@ -948,49 +836,25 @@ mod tests {
     #[test]
     fn odd_label_octets_are_escaped() {
         let m = b"\x03a.b\x02\x00\\\x00";
-        assert_eq!(
-            read_name(m, 0).unwrap(),
-            (r"a\.b.\000\\".to_string(), m.len())
-        );
+        assert_eq!(read_name(m, 0).unwrap(), (r"a\.b.\000\\".to_string(), m.len()));
         assert_eq!(read_name(b"\x00", 0).unwrap(), (".".to_string(), 1));
     }
 
     #[test]
     fn srv_order_is_priority_then_weight() {
-        let s = |priority, weight, target: &str| Srv {
-            priority,
-            weight,
-            port: 5060,
-            target: target.into(),
-        };
-        let records = vec![
-            s(20, 10, "c"),
-            s(10, 10, "a"),
-            s(10, 0, "zero"),
-            s(10, 90, "b"),
-            s(30, 0, "d"),
-        ];
+        let s = |priority, weight, target: &str| Srv { priority, weight, port: 5060, target: target.into() };
+        let records = vec![s(20, 10, "c"), s(10, 10, "a"), s(10, 0, "zero"), s(10, 90, "b"), s(30, 0, "d")];
         let targets = |v: Vec<Srv>| v.into_iter().map(|s| s.target).collect::<Vec<_>>();
         // Lowest random value: weight 0 first, then as given.
-        assert_eq!(
-            targets(order_srv(records.clone(), |_| 0)),
-            ["zero", "a", "b", "c", "d"]
-        );
+        assert_eq!(targets(order_srv(records.clone(), |_| 0)), ["zero", "a", "b", "c", "d"]);
         // Highest: the last record reaching the total each time.
-        assert_eq!(
-            targets(order_srv(records.clone(), |t| t)),
-            ["b", "a", "zero", "c", "d"]
-        );
+        assert_eq!(targets(order_srv(records.clone(), |t| t)), ["b", "a", "zero", "c", "d"]);
         // Out-of-range picks are clamped.
-        assert_eq!(
-            targets(order_srv(records.clone(), |t| t + 1000)),
-            ["b", "a", "zero", "c", "d"]
-        );
+        assert_eq!(targets(order_srv(records.clone(), |t| t + 1000)), ["b", "a", "zero", "c", "d"]);
         // Weighted: b (90) comes first about 9 times in 10 (seeded, so deterministic).
         let mut rng = rand::rngs::StdRng::seed_from_u64(3263);
-        let firsts = (0..2000)
-            .filter(|_| order_srv(records.clone(), |t| rng.random_range(0..=t))[0].target == "b")
-            .count();
+        let firsts =
+            (0..2000).filter(|_| order_srv(records.clone(), |t| rng.random_range(0..=t))[0].target == "b").count();
         assert!((1700..=1900).contains(&firsts), "{firsts}");
         assert!(order_srv(Vec::new(), |_| 0).is_empty());
     }
@@ -1013,10 +877,7 @@ mod tests {
                 b.truncate(rng.random_range(0..=b.len()));
                 b
             };
-            let id = u16::from_be_bytes([
-                buf.first().copied().unwrap_or(0),
-                buf.get(1).copied().unwrap_or(0),
-            ]);
+            let id = u16::from_be_bytes([buf.first().copied().unwrap_or(0), buf.get(1).copied().unwrap_or(0)]);
             let _ = parse_response(&buf, id);
             let _ = parse_response(&buf, id.wrapping_add(1));
         }
@@ -1024,71 +885,33 @@ mod tests {
 
     #[test]
     fn resolv_conf_and_host_ports() {
-        let conf = "# comment\nsearch example.com\nnameserver fe80::1%eth0\nnameserver 10.0.0.53\nnameserver 10.0.0.54\n";
-        assert_eq!(
-            parse_resolv_conf(conf),
-            Some("10.0.0.53:53".parse().unwrap())
-        );
-        assert_eq!(
-            parse_resolv_conf("nameserver ::1"),
-            Some("[::1]:53".parse().unwrap())
-        );
+        let conf =
+            "# comment\nsearch example.com\nnameserver fe80::1%eth0\nnameserver 10.0.0.53\nnameserver 10.0.0.54\n";
+        assert_eq!(parse_resolv_conf(conf), Some("10.0.0.53:53".parse().unwrap()));
+        assert_eq!(parse_resolv_conf("nameserver ::1"), Some("[::1]:53".parse().unwrap()));
         assert_eq!(parse_resolv_conf("domain x"), None);
-        assert_eq!(
-            split_host_port("example.com"),
-            Ok(("example.com".into(), None))
-        );
-        assert_eq!(
-            split_host_port("example.com:5080"),
-            Ok(("example.com".into(), Some(5080)))
-        );
+        assert_eq!(split_host_port("example.com"), Ok(("example.com".into(), None)));
+        assert_eq!(split_host_port("example.com:5080"), Ok(("example.com".into(), Some(5080))));
         assert_eq!(split_host_port("192.0.2.1"), Ok(("192.0.2.1".into(), None)));
-        assert_eq!(
-            split_host_port("[::1]:5070"),
-            Ok(("::1".into(), Some(5070)))
-        );
+        assert_eq!(split_host_port("[::1]:5070"), Ok(("::1".into(), Some(5070))));
         assert_eq!(split_host_port("[::1]"), Ok(("::1".into(), None)));
         assert_eq!(split_host_port("::1"), Ok(("::1".into(), None)));
         assert!(split_host_port("example.com:x").is_err());
         assert!(split_host_port("[nope]").is_err());
-        assert_eq!(
-            srv_name("example.com.", Transport::Tls),
-            "_sips._tcp.example.com"
-        );
-        assert_eq!(
-            srv_name("example.com", Transport::Tcp),
-            "_sip._tcp.example.com"
-        );
+        assert_eq!(srv_name("example.com.", Transport::Tls), "_sips._tcp.example.com");
+        assert_eq!(srv_name("example.com", Transport::Tcp), "_sip._tcp.example.com");
     }
 
     #[tokio::test]
     async fn literals_need_no_dns() {
         // An unroutable name server proves no query is sent.
         let ns = Some("192.0.2.53:53".parse().unwrap());
-        assert_eq!(
-            resolve_sip("192.0.2.1", Transport::Udp, ns).await,
-            Ok(vec!["192.0.2.1:5060".parse().unwrap()])
-        );
-        assert_eq!(
-            resolve_sip("192.0.2.1", Transport::Tls, ns).await,
-            Ok(vec!["192.0.2.1:5061".parse().unwrap()])
-        );
-        assert_eq!(
-            resolve_sip("[::1]:5080", Transport::Udp, ns).await,
-            Ok(vec!["[::1]:5080".parse().unwrap()])
-        );
-        let local = resolve_sip("localhost:5099", Transport::Udp, ns)
-            .await
-            .unwrap();
-        assert!(
-            local
-                .iter()
-                .all(|a| a.ip().is_loopback() && a.port() == 5099),
-            "{local:?}"
-        );
-        let err = resolve_sip("bad..name", Transport::Udp, ns)
-            .await
-            .unwrap_err();
+        assert_eq!(resolve_sip("192.0.2.1", Transport::Udp, ns).await, Ok(vec!["192.0.2.1:5060".parse().unwrap()]));
+        assert_eq!(resolve_sip("192.0.2.1", Transport::Tls, ns).await, Ok(vec!["192.0.2.1:5061".parse().unwrap()]));
+        assert_eq!(resolve_sip("[::1]:5080", Transport::Udp, ns).await, Ok(vec!["[::1]:5080".parse().unwrap()]));
+        let local = resolve_sip("localhost:5099", Transport::Udp, ns).await.unwrap();
+        assert!(local.iter().all(|a| a.ip().is_loopback() && a.port() == 5099), "{local:?}");
+        let err = resolve_sip("bad..name", Transport::Udp, ns).await.unwrap_err();
         assert!(err.starts_with("cannot resolve bad..name: "), "{err}");
     }
 
@@ -1157,31 +980,15 @@ mod tests {
             Some(respond(q, 0x8180, &answers))
         });
         let tcp = resolve_sip("multi.example.test", Transport::Tcp, Some(ns)).await;
-        assert_eq!(
-            tcp,
-            Ok(vec![
-                "127.0.0.3:5062".parse().unwrap(),
-                "127.0.0.2:5070".parse().unwrap()
-            ])
-        );
+        assert_eq!(tcp, Ok(vec!["127.0.0.3:5062".parse().unwrap(), "127.0.0.2:5070".parse().unwrap()]));
         let udp = resolve_sip("multi.example.test", Transport::Udp, Some(ns)).await;
         assert_eq!(udp, Ok(vec!["127.0.0.2:5090".parse().unwrap()]));
         // An explicit port skips SRV: multi.example.test has no A record.
-        let err = resolve_sip("multi.example.test:5060", Transport::Udp, Some(ns))
-            .await
-            .unwrap_err();
-        assert_eq!(
-            err,
-            "cannot resolve multi.example.test:5060: no A/AAAA records"
-        );
+        let err = resolve_sip("multi.example.test:5060", Transport::Udp, Some(ns)).await.unwrap_err();
+        assert_eq!(err, "cannot resolve multi.example.test:5060: no A/AAAA records");
         // Target "." means: no SIP service here (RFC 2782).
-        let err = resolve_sip("dot.example.test", Transport::Tls, Some(ns))
-            .await
-            .unwrap_err();
-        assert!(
-            err.starts_with("cannot resolve dot.example.test: ") && err.contains("no SIP service"),
-            "{err}"
-        );
+        let err = resolve_sip("dot.example.test", Transport::Tls, Some(ns)).await.unwrap_err();
+        assert!(err.starts_with("cannot resolve dot.example.test: ") && err.contains("no SIP service"), "{err}");
     }
 
     #[tokio::test]
@@ -1196,17 +1003,11 @@ mod tests {
                 ("sip.example.test", TYPE_A) => Some(respond(
                     q,
                     0x8180,
-                    &[[
-                        &[0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 9, 0, 7][..],
-                        b"\x04real\xC0\x10",
-                    ]
-                    .concat()],
+                    &[[&[0xC0, 12, 0, 5, 0, 1, 0, 0, 0, 9, 0, 7][..], b"\x04real\xC0\x10"].concat()],
                 )),
-                ("real.example.test", TYPE_A) => Some(respond(
-                    q,
-                    0x8180,
-                    &[vec![0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 127, 0, 0, 9]],
-                )),
+                ("real.example.test", TYPE_A) => {
+                    Some(respond(q, 0x8180, &[vec![0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 9, 0, 4, 127, 0, 0, 9]]))
+                }
                 ("_sip._udp.big.example.test", _) => Some(respond(q, 0x8380, &[])),
                 ("_sip._udp.silent.example.test", _) => None,
                 _ => Some(respond(q, 0x8183, &[])),
@@ -1216,29 +1017,13 @@ mod tests {
             resolve_sip("sip.example.test", Transport::Udp, Some(ns)).await,
             Ok(vec!["127.0.0.9:5060".parse().unwrap()])
         );
-        let err = resolve_sip("big.example.test", Transport::Udp, Some(ns))
-            .await
-            .unwrap_err();
-        assert!(
-            err.starts_with("cannot resolve big.example.test: ") && err.contains("truncated"),
-            "{err}"
-        );
-        let err = resolve_sip("none.example.test", Transport::Udp, Some(ns))
-            .await
-            .unwrap_err();
+        let err = resolve_sip("big.example.test", Transport::Udp, Some(ns)).await.unwrap_err();
+        assert!(err.starts_with("cannot resolve big.example.test: ") && err.contains("truncated"), "{err}");
+        let err = resolve_sip("none.example.test", Transport::Udp, Some(ns)).await.unwrap_err();
         assert_eq!(err, "cannot resolve none.example.test: no SRV/A records");
         let t0 = std::time::Instant::now();
-        let err = resolve_sip("silent.example.test", Transport::Udp, Some(ns))
-            .await
-            .unwrap_err();
-        assert!(
-            err.contains("did not answer") && err.contains("silent.example.test"),
-            "{err}"
-        );
-        assert!(
-            t0.elapsed() >= QUERY_TIMEOUT * QUERY_ATTEMPTS,
-            "{:?}",
-            t0.elapsed()
-        );
+        let err = resolve_sip("silent.example.test", Transport::Udp, Some(ns)).await.unwrap_err();
+        assert!(err.contains("did not answer") && err.contains("silent.example.test"), "{err}");
+        assert!(t0.elapsed() >= QUERY_TIMEOUT * QUERY_ATTEMPTS, "{:?}", t0.elapsed());
     }
 }

@@ -55,10 +55,7 @@ pub struct AudioIo {
 impl AudioIo {
     /// The per-call media preferences these settings imply.
     pub fn prefs(&self) -> MediaPrefs {
-        MediaPrefs {
-            opus: self.opus,
-            srtp: self.srtp,
-        }
+        MediaPrefs { opus: self.opus, srtp: self.srtp }
     }
 }
 
@@ -237,9 +234,11 @@ impl CallStream {
             self.latched = None;
         }
         let ptime = neg.ptime_ms.clamp(10, 60);
-        if self.tx.as_ref().is_none_or(|t| {
-            t.codec != neg.codec || t.frame != codec::frame_samples(neg.codec.kind, ptime)
-        }) {
+        if self
+            .tx
+            .as_ref()
+            .is_none_or(|t| t.codec != neg.codec || t.frame != codec::frame_samples(neg.codec.kind, ptime))
+        {
             self.tx = build_tx(&neg.codec, ptime);
         }
         if self.rx.as_ref().is_none_or(|r| r.codec != neg.codec) {
@@ -251,8 +250,7 @@ impl CallStream {
             self.srtp_in = neg.srtp.map(|s| SrtpContext::new(s.suite, &s.remote_key));
         }
         if let Some(pt) = neg.dtmf_pt
-            && (self.dtmf_in.is_none()
-                || self.params.as_ref().and_then(|p| p.negotiated.dtmf_pt) != Some(pt))
+            && (self.dtmf_in.is_none() || self.params.as_ref().and_then(|p| p.negotiated.dtmf_pt) != Some(pt))
         {
             let mut sender = DtmfSender::new(pt, neg.codec.clock_rate);
             sender.send(&std::mem::take(&mut self.queued_digits));
@@ -292,8 +290,7 @@ impl CallStream {
                 while tx.pending.len() >= tx.frame {
                     let frame: Vec<i16> = tx.pending.drain(..tx.frame).collect();
                     let payload = tx.encoder.encode(&frame);
-                    let step =
-                        neg.codec.clock_rate / codec::pcm_rate(tx.codec.kind) * tx.frame as u32;
+                    let step = neg.codec.clock_rate / codec::pcm_rate(tx.codec.kind) * tx.frame as u32;
                     packets.push(self.sender.next_packet(payload, step, false, neg.codec.pt));
                 }
             }
@@ -320,11 +317,7 @@ impl CallStream {
         let plain;
         let data = match self.srtp_in.as_mut() {
             Some(ctx) => {
-                let result = if is_rtcp(data) {
-                    ctx.unprotect_rtcp(data)
-                } else {
-                    ctx.unprotect_rtp(data)
-                };
+                let result = if is_rtcp(data) { ctx.unprotect_rtcp(data) } else { ctx.unprotect_rtp(data) };
                 match result {
                     Ok(p) => {
                         plain = p;
@@ -333,10 +326,7 @@ impl CallStream {
                     Err(e) => {
                         self.srtp_failures += 1;
                         if self.srtp_failures.is_power_of_two() {
-                            tracing::info!(
-                                "srtp: dropped {} packet(s) from {from}: {e}",
-                                self.srtp_failures
-                            );
+                            tracing::info!("srtp: dropped {} packet(s) from {from}: {e}", self.srtp_failures);
                         }
                         return None;
                     }
@@ -356,8 +346,7 @@ impl CallStream {
         if pkt.payload_type == neg.codec.pt
             && let Some(rx) = self.rx.as_mut()
         {
-            rx.jitter
-                .push(now_ms, pkt.sequence, pkt.timestamp, pkt.payload);
+            rx.jitter.push(now_ms, pkt.sequence, pkt.timestamp, pkt.payload);
         }
         None
     }
@@ -373,11 +362,7 @@ impl MediaHandle {
         };
         let prefs = io.prefs();
         tokio::spawn(run(io, rx, events));
-        Self {
-            tx,
-            unavailable,
-            prefs,
-        }
+        Self { tx, unavailable, prefs }
     }
 
     /// Why audio devices are not used, if they are not.
@@ -398,29 +383,18 @@ impl MediaHandle {
 
 enum Internal {
     Cmd(MediaCommand),
-    Packet {
-        call: CallNo,
-        from: SocketAddr,
-        data: Vec<u8>,
-    },
+    Packet { call: CallNo, from: SocketAddr, data: Vec<u8> },
     Tick,
 }
 
-async fn run(
-    io: AudioIo,
-    mut rx: mpsc::UnboundedReceiver<MediaCommand>,
-    events: mpsc::Sender<MediaEvent>,
-) {
-    let mut source = io
-        .input
-        .as_ref()
-        .and_then(|p| match WavSource::open(p, BUS_RATE) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!("audio input {}: {e}; sending silence", p.display());
-                None
-            }
-        });
+async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events: mpsc::Sender<MediaEvent>) {
+    let mut source = io.input.as_ref().and_then(|p| match WavSource::open(p, BUS_RATE) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!("audio input {}: {e}; sending silence", p.display());
+            None
+        }
+    });
     let mut sink: Option<WavSink> = None;
     let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
@@ -469,10 +443,8 @@ async fn run(
                     }
                 }
                 if let Some(s) = sink.as_mut() {
-                    let frame: Vec<i16> = mix
-                        .iter()
-                        .map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16)
-                        .collect();
+                    let frame: Vec<i16> =
+                        mix.iter().map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16).collect();
                     let _ = s.write(&frame);
                 }
             }

@@ -49,7 +49,10 @@ pub fn load_music(file: Option<&Path>) -> (Vec<i16>, Option<String>) {
         None => (crate::media::music::builtin_music(RATE), None),
         Some(path) => match WavSource::open(path, RATE) {
             Ok(src) if !src.is_empty() => (src.samples().to_vec(), None),
-            Ok(_) => (crate::media::music::builtin_music(RATE), Some(format!("music file {} is empty; using the built-in music", path.display()))),
+            Ok(_) => (
+                crate::media::music::builtin_music(RATE),
+                Some(format!("music file {} is empty; using the built-in music", path.display())),
+            ),
             Err(e) => (
                 crate::media::music::builtin_music(RATE),
                 Some(format!("music file {} cannot be played ({e}); using the built-in music", path.display())),
@@ -64,7 +67,10 @@ pub fn load_music(file: Option<&Path>) -> (Vec<i16>, Option<String>) {
 /// independent RTP streams, which are never phase-aligned), so 10,000 calls mean ~500
 /// sends per millisecond instead of a 10,000-packet burst that would leave the last
 /// packets late. Each 20 ms frame is still encoded once per codec.
-pub fn spawn(socket: Arc<UdpSocket>, music: Vec<i16>) -> (mpsc::UnboundedSender<MusicCommand>, tokio::sync::watch::Receiver<MusicStats>) {
+pub fn spawn(
+    socket: Arc<UdpSocket>,
+    music: Vec<i16>,
+) -> (mpsc::UnboundedSender<MusicCommand>, tokio::sync::watch::Receiver<MusicStats>) {
     const SLOTS: usize = 20;
     let (tx, mut rx) = mpsc::unbounded_channel::<MusicCommand>();
     let (stats_tx, stats_rx) = tokio::sync::watch::channel(MusicStats::default());
@@ -179,7 +185,10 @@ impl Batch {
         let mut lens: Vec<libc::socklen_t> = Vec::with_capacity(n);
         for (i, (start, end, to)) in self.packets.iter().enumerate() {
             lens.push(write_sockaddr(&mut addrs[i], to));
-            iovs.push(libc::iovec { iov_base: self.buf[*start..*end].as_ptr() as *mut libc::c_void, iov_len: end - start });
+            iovs.push(libc::iovec {
+                iov_base: self.buf[*start..*end].as_ptr() as *mut libc::c_void,
+                iov_len: end - start,
+            });
         }
         let mut msgs: Vec<libc::mmsghdr> = Vec::with_capacity(n);
         for i in 0..n {
@@ -196,7 +205,9 @@ impl Batch {
         while sent < n {
             // SAFETY: msgs[sent..] are initialised mmsghdr pointing at live buffers;
             // MSG_DONTWAIT keeps the (async) task from blocking.
-            let r = unsafe { libc::sendmmsg(fd, msgs[sent..].as_mut_ptr(), (n - sent) as libc::c_uint, libc::MSG_DONTWAIT) };
+            let r = unsafe {
+                libc::sendmmsg(fd, msgs[sent..].as_mut_ptr(), (n - sent) as libc::c_uint, libc::MSG_DONTWAIT)
+            };
             if r <= 0 {
                 break;
             }

@@ -29,8 +29,12 @@ pub async fn start(cfg: ParkConfig) -> Result<ParkHandle, String> {
     let first = cfg.service.listen.first().ok_or("service.listen is empty")?.addr;
     let transports: Vec<Transport> = cfg.service.listen.iter().filter_map(|l| Transport::parse(&l.transport)).collect();
     let (in_tx, in_rx) = mpsc::channel::<Inbound>(1024);
-    let sockets = SipSockets::bind(first, &transports, None, in_tx).await.map_err(|e| format!("cannot listen on {first}: {e}"))?;
-    let music_socket = UdpSocket::bind(SocketAddr::new(first.ip(), 0)).await.map_err(|e| format!("cannot bind the music socket: {e}"))?;
+    let sockets = SipSockets::bind(first, &transports, None, in_tx)
+        .await
+        .map_err(|e| format!("cannot listen on {first}: {e}"))?;
+    let music_socket = UdpSocket::bind(SocketAddr::new(first.ip(), 0))
+        .await
+        .map_err(|e| format!("cannot bind the music socket: {e}"))?;
     let music_addr = music_socket.local_addr().map_err(|e| e.to_string())?;
     let (music, warning) = music_task::load_music(cfg.park.music_file.as_deref());
     if let Some(w) = warning {

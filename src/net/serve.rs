@@ -106,7 +106,12 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
         keepalive_secs: 0,
     };
     let audio = super::media_task::AudioIo { input: demo_message(), output: None, ..Default::default() };
-    let cfg = super::phone_driver::PhoneConfig { account, listen: SocketAddr::new(handle.registrar.ip(), 0), ca_file: None, audio };
+    let cfg = super::phone_driver::PhoneConfig {
+        account,
+        listen: SocketAddr::new(handle.registrar.ip(), 0),
+        ca_file: None,
+        audio,
+    };
     let mut line = super::phone_driver::start(cfg).await?;
     // Nobody reads the demo line's events; drain them so its engine never waits.
     let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);

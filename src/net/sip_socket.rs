@@ -38,7 +38,12 @@ pub struct SipSockets {
 impl SipSockets {
     /// Bind UDP and TCP listeners on `listen` (port 0 picks a free port; TCP then binds
     /// the same port as UDP so one Contact serves both).
-    pub async fn bind(listen: SocketAddr, transports: &[Transport], tls: Option<Arc<super::tls::TlsClient>>, inbound: mpsc::Sender<Inbound>) -> std::io::Result<Self> {
+    pub async fn bind(
+        listen: SocketAddr,
+        transports: &[Transport],
+        tls: Option<Arc<super::tls::TlsClient>>,
+        inbound: mpsc::Sender<Inbound>,
+    ) -> std::io::Result<Self> {
         let mut local = HashMap::new();
         let mut udp = None;
         let mut port = listen.port();

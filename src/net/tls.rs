@@ -47,9 +47,6 @@ impl TlsClient {
     pub async fn connect(&self, tcp: TcpStream, addr: SocketAddr) -> Result<TlsStream<TcpStream>, String> {
         let host = self.server_name.split(':').next().unwrap_or(&self.server_name).to_string();
         let name = ServerName::try_from(host.clone()).map_err(|e| format!("TLS: bad server name {host}: {e}"))?;
-        self.connector
-            .connect(name, tcp)
-            .await
-            .map_err(|e| format!("TLS handshake with {host} ({addr}) failed: {e}"))
+        self.connector.connect(name, tcp).await.map_err(|e| format!("TLS handshake with {host} ({addr}) failed: {e}"))
     }
 }

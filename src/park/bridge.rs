@@ -65,7 +65,8 @@ impl ParkService {
         entry.1 += 1;
         let allowed = entry.1 <= limit;
         if self.retrieve_attempts.len() > 10_000 {
-            self.retrieve_attempts.retain(|_, (start, _)| now.saturating_duration_since(*start) < Duration::from_secs(60));
+            self.retrieve_attempts
+                .retain(|_, (start, _)| now.saturating_duration_since(*start) < Duration::from_secs(60));
         }
         allowed
     }
@@ -79,7 +80,9 @@ impl ParkService {
         };
         let ip = self.music_addr.ip();
         let port = self.music_addr.port();
-        let Ok((answer, negotiated)) = negotiate::answer(&offer, ip, port, &LocalCaps::default(), Direction::SendOnly, id + 1000, id + 1000) else {
+        let Ok((answer, negotiated)) =
+            negotiate::answer(&offer, ip, port, &LocalCaps::default(), Direction::SendOnly, id + 1000, id + 1000)
+        else {
             self.reply(now, &key, &req, 488, vec![]);
             return;
         };
@@ -112,7 +115,8 @@ impl ParkService {
         self.release_orbit(now, id);
         let Some(park) = self.parks.get_mut(&id) else { return };
         park.state = State::Connecting;
-        park.pending = Some(Pending3pcc::AnswerRetriever { server_tx: key, invite: req.clone(), local_tag: new_tag(), source });
+        park.pending =
+            Some(Pending3pcc::AnswerRetriever { server_tx: key, invite: req.clone(), local_tag: new_tag(), source });
         self.notify(now, id, &ParkNotice::Retrieved { by });
         self.reinvite_parkee(now, id, req.body.clone());
     }
@@ -121,7 +125,16 @@ impl ParkService {
     pub(super) fn reinvite_parkee(&mut self, now: Instant, id: ParkId, body: Vec<u8>) {
         let Some(park) = self.parks.get_mut(&id) else { return };
         let Some(leg) = park.parkee.as_mut() else { return };
-        let via = format!("SIP/2.0/{} {};branch={};rport", leg.peer.transport.via_token(), self.local.get(&leg.peer.transport).or_else(|| self.local.values().next()).copied().unwrap_or(self.music_addr), message::new_branch());
+        let via = format!(
+            "SIP/2.0/{} {};branch={};rport",
+            leg.peer.transport.via_token(),
+            self.local
+                .get(&leg.peer.transport)
+                .or_else(|| self.local.values().next())
+                .copied()
+                .unwrap_or(self.music_addr),
+            message::new_branch()
+        );
         let extra = if body.is_empty() { vec![] } else { vec![("Content-Type", "application/sdp".to_string())] };
         let req = leg.dialog.request(Method::Invite, via, extra, body);
         let peer = leg.peer;
@@ -131,7 +144,16 @@ impl ParkService {
     fn reinvite_other(&mut self, now: Instant, id: ParkId, body: Vec<u8>) {
         let Some(park) = self.parks.get_mut(&id) else { return };
         let Some(leg) = park.other.as_mut() else { return };
-        let via = format!("SIP/2.0/{} {};branch={};rport", leg.peer.transport.via_token(), self.local.get(&leg.peer.transport).or_else(|| self.local.values().next()).copied().unwrap_or(self.music_addr), message::new_branch());
+        let via = format!(
+            "SIP/2.0/{} {};branch={};rport",
+            leg.peer.transport.via_token(),
+            self.local
+                .get(&leg.peer.transport)
+                .or_else(|| self.local.values().next())
+                .copied()
+                .unwrap_or(self.music_addr),
+            message::new_branch()
+        );
         let extra = if body.is_empty() { vec![] } else { vec![("Content-Type", "application/sdp".to_string())] };
         let req = leg.dialog.request(Method::Invite, via, extra, body);
         let peer = leg.peer;
@@ -226,7 +248,9 @@ impl ParkService {
 
     /// Third-party call control failed: give up on the park cleanly.
     pub(super) fn fail_3pcc(&mut self, now: Instant, id: ParkId) {
-        if let Some(Pending3pcc::AnswerRetriever { server_tx, invite, .. }) = self.parks.get_mut(&id).and_then(|p| p.pending.take()) {
+        if let Some(Pending3pcc::AnswerRetriever { server_tx, invite, .. }) =
+            self.parks.get_mut(&id).and_then(|p| p.pending.take())
+        {
             self.reply(now, &server_tx, &invite, 480, vec![]);
         }
         self.disconnect(now, id, "could not connect the call");
@@ -429,9 +453,10 @@ impl ParkService {
                 let ip = self.music_addr.ip();
                 let port = self.music_addr.port();
                 let offer = SessionDescription::parse(&req.body_text());
-                let answered = offer
-                    .ok()
-                    .and_then(|o| negotiate::answer(&o, ip, port, &LocalCaps::default(), Direction::SendOnly, id + 1000, id + 2000).ok());
+                let answered = offer.ok().and_then(|o| {
+                    negotiate::answer(&o, ip, port, &LocalCaps::default(), Direction::SendOnly, id + 1000, id + 2000)
+                        .ok()
+                });
                 match answered {
                     Some((answer, negotiated)) => {
                         let mut ok = message::response_to(&req, 200, None);
@@ -441,7 +466,11 @@ impl ParkService {
                         self.tl.respond(now, &key, ok);
                         self.out.push_back(super::service::Output::MusicStop { park: id });
                         if let (Some(to), true) = (negotiated.remote_addr, self.cfg.park.music) {
-                            self.out.push_back(super::service::Output::MusicStart { park: id, to, codec: negotiated.codec });
+                            self.out.push_back(super::service::Output::MusicStart {
+                                park: id,
+                                to,
+                                codec: negotiated.codec,
+                            });
                         }
                     }
                     None => self.reply(now, &key, &req, 488, vec![]),

@@ -90,20 +90,14 @@ impl ListenAddr {
     /// Parses `TRANSPORT:IP:PORT`; the transport is case-insensitive.
     pub fn parse(s: &str) -> Result<Self, String> {
         let Some((transport, addr)) = s.split_once(':') else {
-            return Err(format!(
-                "{s:?} is not TRANSPORT:IP:PORT (e.g. \"udp:127.0.0.1:5099\")"
-            ));
+            return Err(format!("{s:?} is not TRANSPORT:IP:PORT (e.g. \"udp:127.0.0.1:5099\")"));
         };
         let transport = transport.to_ascii_lowercase();
         if !matches!(transport.as_str(), "udp" | "tcp" | "tls") {
-            return Err(format!(
-                "{s:?} has unknown transport {transport:?}: use udp, tcp or tls"
-            ));
+            return Err(format!("{s:?} has unknown transport {transport:?}: use udp, tcp or tls"));
         }
         let addr: SocketAddr = addr.parse().map_err(|_| {
-            format!(
-                "{s:?}: {addr:?} is not IP:PORT (e.g. \"udp:127.0.0.1:5099\" or \"udp:[::1]:5099\")"
-            )
+            format!("{s:?}: {addr:?} is not IP:PORT (e.g. \"udp:127.0.0.1:5099\" or \"udp:[::1]:5099\")")
         })?;
         Ok(ListenAddr { transport, addr })
     }
@@ -167,10 +161,7 @@ pub struct Policy {
 impl Policy {
     /// Everyone may park (`allow = ["*"]`).
     pub fn allow_all() -> Self {
-        Policy {
-            allow_all: true,
-            allow: BTreeSet::new(),
-        }
+        Policy { allow_all: true, allow: BTreeSet::new() }
     }
 
     /// Nobody may park (`allow = []`, the default).
@@ -221,9 +212,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            retrieve_attempts_per_minute: DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE,
-        }
+        Limits { retrieve_attempts_per_minute: DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE }
     }
 }
 
@@ -318,11 +307,7 @@ impl Source<'_> {
 
     fn warn(&self, span: Option<Range<usize>>, message: String) -> String {
         match span {
-            Some(s) => format!(
-                "{} line {}: {message}",
-                self.path.display(),
-                self.line(s.start)
-            ),
+            Some(s) => format!("{} line {}: {message}", self.path.display(), self.line(s.start)),
             None => format!("{}: {message}", self.path.display()),
         }
     }
@@ -341,11 +326,7 @@ impl Source<'_> {
             return Err(self.err(
                 Some(v.span()),
                 key,
-                format!(
-                    "{key} = {n} is out of range ({}..={})",
-                    allowed.start(),
-                    allowed.end()
-                ),
+                format!("{key} = {n} is out of range ({}..={})", allowed.start(), allowed.end()),
             ));
         }
         // In range, so non-negative and small.
@@ -357,12 +338,8 @@ impl Source<'_> {
         let span = e.span();
         let line = span.as_ref().map(|s| self.line(s.start));
         let msg = e.message().trim();
-        let fail = |key: Option<String>, message: String| ConfigError {
-            file: self.path.to_path_buf(),
-            line,
-            key,
-            message,
-        };
+        let fail =
+            |key: Option<String>, message: String| ConfigError { file: self.path.to_path_buf(), line, key, message };
         let loc = span.map(|s| locate(self.text, s.start)).unwrap_or_default();
         if syntax {
             let at = loc.header.clone().unwrap_or_else(|| loc.full()).join(".");
@@ -384,10 +361,7 @@ impl Source<'_> {
                 None => &loc.tables[..],
             };
             let key = join(context, field);
-            let expected = msg
-                .split_once(", expected ")
-                .map(|(_, e)| format!(" (expected {e})"))
-                .unwrap_or_default();
+            let expected = msg.split_once(", expected ").map(|(_, e)| format!(" (expected {e})")).unwrap_or_default();
             return fail(Some(key.clone()), format!("unknown key `{key}`{expected}"));
         }
         if let Some(field) = backticked(msg, "missing field `") {
@@ -400,22 +374,14 @@ impl Source<'_> {
         }
         let key = loc.header.clone().unwrap_or_else(|| loc.full()).join(".");
         let msg = readable_types(msg);
-        if key.is_empty() {
-            fail(None, msg)
-        } else {
-            fail(Some(key.clone()), format!("{key}: {msg}"))
-        }
+        if key.is_empty() { fail(None, msg) } else { fail(Some(key.clone()), format!("{key}: {msg}")) }
     }
 }
 
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// The text between `prefix` and the next backtick in `msg`.
@@ -519,11 +485,7 @@ fn locate(text: &str, offset: usize) -> Location {
                     .trim_end_matches(']');
                 header = key_parts(inner);
                 if offset < line_end {
-                    return Location {
-                        tables: Vec::new(),
-                        value_of: Vec::new(),
-                        header: Some(header),
-                    };
+                    return Location { tables: Vec::new(), value_of: Vec::new(), header: Some(header) };
                 }
                 key.clear();
                 i = line_end;
@@ -581,11 +543,7 @@ fn locate(text: &str, offset: usize) -> Location {
     for (_, opener) in &stack {
         tables.extend(opener.iter().cloned());
     }
-    Location {
-        tables,
-        value_of: pending.unwrap_or_default(),
-        header: None,
-    }
+    Location { tables, value_of: pending.unwrap_or_default(), header: None }
 }
 
 /// A domain for orbit URIs: a host name or IP, optionally with a port. No spaces, no URI
@@ -594,13 +552,8 @@ fn check_domain(domain: &str) -> Result<(), String> {
     if domain.is_empty() {
         return Err("service.domain is empty".to_string());
     }
-    if let Some(c) = domain
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || "@;<>\"/?,".contains(*c))
-    {
-        return Err(format!(
-            "service.domain = {domain:?} is not a host name or address (contains {c:?})"
-        ));
+    if let Some(c) = domain.chars().find(|c| c.is_whitespace() || c.is_control() || "@;<>\"/?,".contains(*c)) {
+        return Err(format!("service.domain = {domain:?} is not a host name or address (contains {c:?})"));
     }
     Ok(())
 }
@@ -608,22 +561,12 @@ fn check_domain(domain: &str) -> Result<(), String> {
 /// A `sip:`/`sips:` URI with something after the scheme and no spaces or angle brackets.
 fn check_sip_uri(key: &str, uri: &str) -> Result<(), String> {
     let lower = uri.to_ascii_lowercase();
-    let rest = lower
-        .strip_prefix("sip:")
-        .or_else(|| lower.strip_prefix("sips:"));
+    let rest = lower.strip_prefix("sip:").or_else(|| lower.strip_prefix("sips:"));
     match rest {
-        None => Err(format!(
-            "{key} = {uri:?} is not a SIP URI: it must start with sip: or sips:"
-        )),
+        None => Err(format!("{key} = {uri:?} is not a SIP URI: it must start with sip: or sips:")),
         Some("") => Err(format!("{key} = {uri:?} has nothing after the scheme")),
-        Some(_)
-            if uri
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c)) =>
-        {
-            Err(format!(
-                "{key} = {uri:?} is not a SIP URI: it contains spaces, quotes or angle brackets"
-            ))
+        Some(_) if uri.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"".contains(c)) => {
+            Err(format!("{key} = {uri:?} is not a SIP URI: it contains spaces, quotes or angle brackets"))
         }
         Some(_) => Ok(()),
     }
@@ -634,10 +577,7 @@ fn check_user_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("is empty".to_string());
     }
-    match name
-        .chars()
-        .find(|c| c.is_whitespace() || c.is_control() || "@:<>\"".contains(*c))
-    {
+    match name.chars().find(|c| c.is_whitespace() || c.is_control() || "@:<>\"".contains(*c)) {
         Some(c) => Err(format!("contains {c:?}")),
         None => Ok(()),
     }
@@ -646,9 +586,7 @@ fn check_user_name(name: &str) -> Result<(), String> {
 /// The host part of a domain (drops a `:port`), for use in a URI.
 fn domain_host(domain: &str) -> &str {
     if domain.starts_with('[') {
-        return domain
-            .split_once(']')
-            .map_or(domain, |(h, _)| &domain[..h.len() + 1]);
+        return domain.split_once(']').map_or(domain, |(h, _)| &domain[..h.len() + 1]);
     }
     match domain.rsplit_once(':') {
         Some((h, p)) if !h.contains(':') && p.bytes().all(|b| b.is_ascii_digit()) => h,
@@ -702,13 +640,8 @@ impl ParkConfig {
         let service = service.into_inner();
         let mut listen: Vec<ListenAddr> = Vec::new();
         for entry in service.listen.get_ref() {
-            let addr = ListenAddr::parse(entry.get_ref()).map_err(|e| {
-                src.err(
-                    Some(entry.span()),
-                    "service.listen",
-                    format!("service.listen: {e}"),
-                )
-            })?;
+            let addr = ListenAddr::parse(entry.get_ref())
+                .map_err(|e| src.err(Some(entry.span()), "service.listen", format!("service.listen: {e}")))?;
             if listen.contains(&addr) {
                 return Err(src.err(
                     Some(entry.span()),
@@ -728,23 +661,18 @@ impl ParkConfig {
             return Err(src.err(
                 Some(service.listen.span()),
                 "service.listen",
-                "service.listen is empty: give at least one address such as \"udp:127.0.0.1:5099\""
-                    .to_string(),
+                "service.listen is empty: give at least one address such as \"udp:127.0.0.1:5099\"".to_string(),
             ));
         }
         let domain = service.domain.get_ref().clone();
-        check_domain(&domain)
-            .map_err(|e| src.err(Some(service.domain.span()), "service.domain", e))?;
+        check_domain(&domain).map_err(|e| src.err(Some(service.domain.span()), "service.domain", e))?;
         let mut trusted_proxies = Vec::new();
         for entry in service.trusted_proxies.iter().flatten() {
             let addr: SocketAddr = entry.get_ref().parse().map_err(|_| {
                 src.err(
                     Some(entry.span()),
                     "service.trusted_proxies",
-                    format!(
-                        "service.trusted_proxies: {:?} is not IP:PORT (e.g. \"127.0.0.1:5080\")",
-                        entry.get_ref()
-                    ),
+                    format!("service.trusted_proxies: {:?} is not IP:PORT (e.g. \"127.0.0.1:5080\")", entry.get_ref()),
                 )
             })?;
             if !trusted_proxies.contains(&addr) {
@@ -756,11 +684,7 @@ impl ParkConfig {
         let mut users = BTreeMap::new();
         for (name, password) in raw.users.into_iter().flatten() {
             check_user_name(name.get_ref()).map_err(|e| {
-                src.err(
-                    Some(name.span()),
-                    "users",
-                    format!("users: user name {:?} {e}", name.get_ref()),
-                )
+                src.err(Some(name.span()), "users", format!("users: user name {:?} {e}", name.get_ref()))
             })?;
             if password.get_ref().is_empty() {
                 return Err(src.err(
@@ -777,16 +701,14 @@ impl ParkConfig {
             return Err(src.err(
                 None,
                 "orbits",
-                "no orbit ranges: add at least one [[orbits]] table with first and last"
-                    .to_string(),
+                "no orbit ranges: add at least one [[orbits]] table with first and last".to_string(),
             ));
         };
         if raw_orbits.get_ref().is_empty() {
             return Err(src.err(
                 Some(raw_orbits.span()),
                 "orbits",
-                "no orbit ranges: add at least one [[orbits]] table with first and last"
-                    .to_string(),
+                "no orbit ranges: add at least one [[orbits]] table with first and last".to_string(),
             ));
         }
         let mut orbits: Vec<OrbitRange> = Vec::new();
@@ -796,13 +718,8 @@ impl ParkConfig {
             let first_line = src.line(r.first.span().start);
             let range = OrbitRange::parse(first, last).map_err(|e| {
                 // Point at `last` when only `last` is malformed, else at the range's `first`.
-                let bad_last = OrbitRange::parse(first, first).is_ok()
-                    && OrbitRange::parse(last, last).is_err();
-                let span = if bad_last {
-                    r.last.span()
-                } else {
-                    r.first.span()
-                };
+                let bad_last = OrbitRange::parse(first, first).is_ok() && OrbitRange::parse(last, last).is_err();
+                let span = if bad_last { r.last.span() } else { r.first.span() };
                 src.err(Some(span), "orbits", e)
             })?;
             let range = range.with_line(first_line);
@@ -819,12 +736,8 @@ impl ParkConfig {
         // [park]
         let mut park = ParkSettings::default();
         if let Some(p) = raw.park {
-            park.timeout = Duration::from_secs(src.int(
-                p.timeout_s.as_ref(),
-                "park.timeout_s",
-                TIMEOUT_S,
-                DEFAULT_TIMEOUT_S,
-            )?);
+            park.timeout =
+                Duration::from_secs(src.int(p.timeout_s.as_ref(), "park.timeout_s", TIMEOUT_S, DEFAULT_TIMEOUT_S)?);
             let attempts = src.int(
                 p.ringback_attempts.as_ref(),
                 "park.ringback_attempts",
@@ -839,8 +752,7 @@ impl ParkConfig {
                 DEFAULT_RINGBACK_RING_S,
             )?);
             if let Some(f) = &p.fallback {
-                check_sip_uri("park.fallback", f.get_ref())
-                    .map_err(|e| src.err(Some(f.span()), "park.fallback", e))?;
+                check_sip_uri("park.fallback", f.get_ref()).map_err(|e| src.err(Some(f.span()), "park.fallback", e))?;
                 park.fallback = Some(f.get_ref().clone());
             }
             park.music = p.music.unwrap_or(true);
@@ -861,8 +773,7 @@ impl ParkConfig {
                 if !park.music {
                     warnings.push(src.warn(
                         Some(m.span()),
-                        "park.music_file is set but park.music = false: parked callers hear silence"
-                            .to_string(),
+                        "park.music_file is set but park.music = false: parked callers hear silence".to_string(),
                     ));
                 }
                 park.music_file = Some(resolved);
@@ -880,24 +791,15 @@ impl ParkConfig {
                     let n = name.get_ref();
                     if n != "*" {
                         check_user_name(n).map_err(|e| {
-                            src.err(
-                                Some(name.span()),
-                                "policy.allow",
-                                format!("policy.allow: user name {n:?} {e}"),
-                            )
+                            src.err(Some(name.span()), "policy.allow", format!("policy.allow: user name {n:?} {e}"))
                         })?;
                     }
                 }
-                let names: Vec<&str> = allow
-                    .get_ref()
-                    .iter()
-                    .map(|n| n.get_ref().as_str())
-                    .collect();
+                let names: Vec<&str> = allow.get_ref().iter().map(|n| n.get_ref().as_str()).collect();
                 if names.contains(&"*") && names.len() > 1 {
                     warnings.push(src.warn(
                         Some(allow.span()),
-                        "policy.allow lists \"*\" together with user names: everyone is allowed"
-                            .to_string(),
+                        "policy.allow lists \"*\" together with user names: everyone is allowed".to_string(),
                     ));
                 }
                 policy = Policy::only(names);
@@ -906,16 +808,17 @@ impl ParkConfig {
         if !policy.allows_everyone() && policy.users().next().is_none() {
             warnings.push(src.warn(
                 allow_span.clone(),
-                "policy.allow is empty, so nobody may park calls: list user names, or [\"*\"] for everyone"
-                    .to_string(),
+                "policy.allow is empty, so nobody may park calls: list user names, or [\"*\"] for everyone".to_string(),
             ));
         }
         if users.is_empty() && trusted_proxies.is_empty() {
-            warnings.push(src.warn(
-                Some(service_span),
-                "no [users] and no service.trusted_proxies: no client can authenticate, so nobody can park calls"
-                    .to_string(),
-            ));
+            warnings.push(
+                src.warn(
+                    Some(service_span),
+                    "no [users] and no service.trusted_proxies: no client can authenticate, so nobody can park calls"
+                        .to_string(),
+                ),
+            );
         } else if trusted_proxies.is_empty() {
             let unknown: Vec<&str> = policy.users().filter(|u| !users.contains_key(*u)).collect();
             if !unknown.is_empty() {
@@ -938,16 +841,11 @@ impl ParkConfig {
                 RETRIEVE_ATTEMPTS_PER_MINUTE,
                 u64::from(DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE),
             )?;
-            limits.retrieve_attempts_per_minute =
-                u32::try_from(n).unwrap_or(DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE);
+            limits.retrieve_attempts_per_minute = u32::try_from(n).unwrap_or(DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE);
         }
 
         Ok(ParkConfig {
-            service: ServiceConfig {
-                listen,
-                domain,
-                trusted_proxies,
-            },
+            service: ServiceConfig { listen, domain, trusted_proxies },
             users,
             orbits,
             park,
@@ -966,14 +864,8 @@ impl ParkConfig {
         ParkConfig {
             service: ServiceConfig {
                 listen: vec![
-                    ListenAddr {
-                        transport: "udp".to_string(),
-                        addr: listen,
-                    },
-                    ListenAddr {
-                        transport: "tcp".to_string(),
-                        addr: listen,
-                    },
+                    ListenAddr { transport: "udp".to_string(), addr: listen },
+                    ListenAddr { transport: "tcp".to_string(), addr: listen },
                 ],
                 domain: domain.to_string(),
                 trusted_proxies: Vec::new(),
@@ -991,11 +883,7 @@ impl ParkConfig {
 
 /// `file line N` (or just `file` for a range not read from a file).
 fn range_location(cfg: &ParkConfig, range: &OrbitRange) -> String {
-    if range.line > 0 {
-        format!("{} line {}", cfg.path.display(), range.line)
-    } else {
-        cfg.path.display().to_string()
-    }
+    if range.line > 0 { format!("{} line {}", cfg.path.display(), range.line) } else { cfg.path.display().to_string() }
 }
 
 /// Checks the configurations of all park service instances of one deployment together:
@@ -1003,10 +891,8 @@ fn range_location(cfg: &ParkConfig, range: &OrbitRange) -> String {
 /// lists every overlap, one a line, naming both files, ranges and lines:
 /// `b.toml line 8: orbit range 7050-7150 overlaps 7000-7099 (a.toml line 8)`.
 pub fn check_deployment(configs: &[ParkConfig]) -> Result<(), String> {
-    let all: Vec<(&ParkConfig, &OrbitRange)> = configs
-        .iter()
-        .flat_map(|c| c.orbits.iter().map(move |r| (c, r)))
-        .collect();
+    let all: Vec<(&ParkConfig, &OrbitRange)> =
+        configs.iter().flat_map(|c| c.orbits.iter().map(move |r| (c, r))).collect();
     let mut problems = Vec::new();
     for (j, (cb, rb)) in all.iter().enumerate() {
         for (ca, ra) in &all[..j] {
@@ -1019,20 +905,14 @@ pub fn check_deployment(configs: &[ParkConfig]) -> Result<(), String> {
             }
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems.join("\n"))
-    }
+    if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
 }
 
 /// Where the proxy should send a range's requests: the instance's first UDP listen address,
 /// else its first TCP one, else TLS. An unspecified IP (0.0.0.0, ::) is replaced by the
 /// service domain's host.
 fn route_destination(cfg: &ParkConfig) -> Option<String> {
-    let pick = ["udp", "tcp", "tls"]
-        .iter()
-        .find_map(|t| cfg.service.listen.iter().find(|l| l.transport == *t))?;
+    let pick = ["udp", "tcp", "tls"].iter().find_map(|t| cfg.service.listen.iter().find(|l| l.transport == *t))?;
     let host = if pick.addr.ip().is_unspecified() {
         let h = domain_host(&cfg.service.domain);
         match h.parse::<IpAddr>() {
@@ -1046,18 +926,12 @@ fn route_destination(cfg: &ParkConfig) -> Option<String> {
             IpAddr::V4(v4) => v4.to_string(),
         }
     };
-    Some(format!(
-        "sip:{host}:{};transport={}",
-        pick.addr.port(),
-        pick.transport
-    ))
+    Some(format!("sip:{host}:{};transport={}", pick.addr.port(), pick.transport))
 }
 
 /// Text safe inside a one-line `#` comment.
 fn comment_text(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// A Kamailio configuration snippet, `route[ORBIT_ROUTES]`, that sends a request whose
@@ -1148,10 +1022,7 @@ last = "7099"
             Err(e) => e,
         };
         let shown = err.to_string();
-        assert!(
-            shown.starts_with(&format!("park.toml line {line}: ")),
-            "wanted line {line}: {shown}"
-        );
+        assert!(shown.starts_with(&format!("park.toml line {line}: ")), "wanted line {line}: {shown}");
         assert_eq!(err.line, Some(line), "{shown}");
         for n in needles {
             assert!(shown.contains(n), "{shown:?} lacks {n:?}");
@@ -1183,28 +1054,16 @@ last = "7099"
         assert_eq!(
             c.service.listen,
             vec![
-                ListenAddr {
-                    transport: "udp".into(),
-                    addr: "127.0.0.1:5099".parse().unwrap()
-                },
-                ListenAddr {
-                    transport: "tcp".into(),
-                    addr: "127.0.0.1:5099".parse().unwrap()
-                },
+                ListenAddr { transport: "udp".into(), addr: "127.0.0.1:5099".parse().unwrap() },
+                ListenAddr { transport: "tcp".into(), addr: "127.0.0.1:5099".parse().unwrap() },
             ]
         );
         assert_eq!(c.service.listen[0].to_string(), "udp:127.0.0.1:5099");
         assert_eq!(c.service.domain, "127.0.0.1");
-        assert_eq!(
-            c.service.trusted_proxies,
-            vec!["127.0.0.1:5080".parse::<SocketAddr>().unwrap()]
-        );
+        assert_eq!(c.service.trusted_proxies, vec!["127.0.0.1:5080".parse::<SocketAddr>().unwrap()]);
         assert_eq!(c.users.get("alice").map(String::as_str), Some("alicepw"));
         assert_eq!(c.orbits.len(), 1);
-        assert_eq!(
-            (c.orbits[0].lo, c.orbits[0].hi, c.orbits[0].line),
-            (7000, 7099, 8)
-        );
+        assert_eq!((c.orbits[0].lo, c.orbits[0].hi, c.orbits[0].line), (7000, 7099, 8));
         assert_eq!(c.park.timeout, Duration::from_secs(90));
         assert_eq!(c.park.ringback_attempts, 3);
         assert_eq!(c.park.ringback_ring, Duration::from_secs(20));
@@ -1230,26 +1089,12 @@ last = "7099"
         assert_eq!(c.limits.retrieve_attempts_per_minute, 30);
         assert!(c.users.is_empty() && c.service.trusted_proxies.is_empty());
         assert!(!c.policy.allows("alice") && !c.policy.allows_everyone());
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.starts_with("park.toml: policy.allow is empty")),
-            "{:?}",
-            c.warnings
-        );
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("no client can authenticate")),
-            "{:?}",
-            c.warnings
-        );
+        assert!(c.warnings.iter().any(|w| w.starts_with("park.toml: policy.allow is empty")), "{:?}", c.warnings);
+        assert!(c.warnings.iter().any(|w| w.contains("no client can authenticate")), "{:?}", c.warnings);
         // An explicit empty list is warned about at its line.
         let c = ok(&format!("{MINIMAL}[policy]\nallow = []\n"));
         assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.starts_with("park.toml line 9: policy.allow is empty")),
+            c.warnings.iter().any(|w| w.starts_with("park.toml line 9: policy.allow is empty")),
             "{:?}",
             c.warnings
         );
@@ -1259,18 +1104,10 @@ last = "7099"
     fn allow_star_allows_everyone() {
         let c = ok(&format!("{MINIMAL}[policy]\nallow = [\"*\"]\n"));
         assert!(c.policy.allows("anyone") && c.policy.allows_everyone());
-        assert!(
-            !c.warnings.iter().any(|w| w.contains("policy.allow")),
-            "{:?}",
-            c.warnings
-        );
+        assert!(!c.warnings.iter().any(|w| w.contains("policy.allow")), "{:?}", c.warnings);
         let c = ok(&format!("{MINIMAL}[policy]\nallow = [\"*\", \"bob\"]\n"));
         assert!(c.policy.allows("anyone"));
-        assert!(
-            c.warnings
-                .iter()
-                .any(|w| w.contains("together with user names"))
-        );
+        assert!(c.warnings.iter().any(|w| w.contains("together with user names")));
     }
 
     #[test]
@@ -1288,21 +1125,10 @@ last = "7099"
 
     #[test]
     fn out_of_range_numbers_name_key_and_line() {
-        let e = fails(
-            &good_with("timeout_s", "timeout_s = 5"),
-            11,
-            &["park.timeout_s = 5 is out of range (10..=600)"],
-        );
+        let e = fails(&good_with("timeout_s", "timeout_s = 5"), 11, &["park.timeout_s = 5 is out of range (10..=600)"]);
         assert_eq!(e.key.as_deref(), Some("park.timeout_s"));
-        assert_eq!(
-            e.to_string(),
-            "park.toml line 11: park.timeout_s = 5 is out of range (10..=600)"
-        );
-        fails(
-            &good_with("timeout_s", "timeout_s = 601"),
-            11,
-            &["park.timeout_s = 601"],
-        );
+        assert_eq!(e.to_string(), "park.toml line 11: park.timeout_s = 5 is out of range (10..=600)");
+        fails(&good_with("timeout_s", "timeout_s = 601"), 11, &["park.timeout_s = 601"]);
         fails(
             &good_with("ringback_attempts", "ringback_attempts = 0"),
             12,
@@ -1332,28 +1158,13 @@ last = "7099"
 
     #[test]
     fn wrong_types_name_key_and_line() {
-        fails(
-            &good_with("timeout_s", "timeout_s = \"90\""),
-            11,
-            &["park.timeout_s", "expected an integer"],
-        );
-        fails(
-            &good_with("music =", "music = 1"),
-            15,
-            &["park.music", "boolean"],
-        );
-        fails(
-            &good_with("first", "first = 7000"),
-            8,
-            &["orbits.first", "string"],
-        );
+        fails(&good_with("timeout_s", "timeout_s = \"90\""), 11, &["park.timeout_s", "expected an integer"]);
+        fails(&good_with("music =", "music = 1"), 15, &["park.music", "boolean"]);
+        fails(&good_with("first", "first = 7000"), 8, &["orbits.first", "string"]);
         fails(
             &good_with("timeout_s", "timeout_s = 99999999999999999999"),
             11,
-            &[
-                "park.timeout_s",
-                "integer 99999999999999999999 is too large",
-            ],
+            &["park.timeout_s", "integer 99999999999999999999 is too large"],
         );
     }
 
@@ -1362,53 +1173,22 @@ last = "7099"
         fails(
             &good_with("fallback", "fallback = \"tel:+15551234\""),
             14,
-            &[
-                "park.fallback",
-                "tel:+15551234",
-                "must start with sip: or sips:",
-            ],
+            &["park.fallback", "tel:+15551234", "must start with sip: or sips:"],
         );
-        fails(
-            &good_with("fallback", "fallback = \"operator\""),
-            14,
-            &["park.fallback"],
-        );
-        fails(
-            &good_with("fallback", "fallback = \"sip:\""),
-            14,
-            &["park.fallback"],
-        );
-        fails(
-            &good_with("fallback", "fallback = \"sip:a b@c\""),
-            14,
-            &["park.fallback"],
-        );
-        let c = ok(&good_with(
-            "fallback",
-            "fallback = \"sips:op@example.test\"",
-        ));
+        fails(&good_with("fallback", "fallback = \"operator\""), 14, &["park.fallback"]);
+        fails(&good_with("fallback", "fallback = \"sip:\""), 14, &["park.fallback"]);
+        fails(&good_with("fallback", "fallback = \"sip:a b@c\""), 14, &["park.fallback"]);
+        let c = ok(&good_with("fallback", "fallback = \"sips:op@example.test\""));
         assert_eq!(c.park.fallback.as_deref(), Some("sips:op@example.test"));
     }
 
     #[test]
     fn unknown_keys_are_named_with_their_table() {
-        let e = fails(
-            &good_with("music =", "colour = \"blue\""),
-            15,
-            &["unknown key `park.colour`", "timeout_s"],
-        );
+        let e = fails(&good_with("music =", "colour = \"blue\""), 15, &["unknown key `park.colour`", "timeout_s"]);
         assert_eq!(e.key.as_deref(), Some("park.colour"));
-        fails(
-            &format!("{GOOD}[parking]\nx = 1\n"),
-            21,
-            &["unknown key `parking`"],
-        );
+        fails(&format!("{GOOD}[parking]\nx = 1\n"), 21, &["unknown key `parking`"]);
         fails(&format!("volume = 3\n{GOOD}"), 1, &["unknown key `volume`"]);
-        fails(
-            &good_with("last", "lats = \"7099\""),
-            9,
-            &["unknown key `orbits.lats`"],
-        );
+        fails(&good_with("last", "lats = \"7099\""), 9, &["unknown key `orbits.lats`"]);
         fails(
             &good_with("listen", "listen = [\"udp:127.0.0.1:5099\"]\nport = 5099"),
             3,
@@ -1441,20 +1221,10 @@ last = "7099"
             &["missing key `orbits.last`"],
         );
         let e = parse("[[orbits]]\nfirst = \"1\"\nlast = \"2\"\n").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "park.toml: missing [service] table (listen and domain are required)"
-        );
+        assert_eq!(e.to_string(), "park.toml: missing [service] table (listen and domain are required)");
         let e = parse("[service]\nlisten = [\"udp:127.0.0.1:1\"]\ndomain = \"d\"\n").unwrap_err();
-        assert!(
-            e.to_string().starts_with("park.toml: no orbit ranges"),
-            "{e}"
-        );
-        fails(
-            "orbits = []\n[service]\nlisten = [\"udp:127.0.0.1:1\"]\ndomain = \"d\"\n",
-            1,
-            &["no orbit ranges"],
-        );
+        assert!(e.to_string().starts_with("park.toml: no orbit ranges"), "{e}");
+        fails("orbits = []\n[service]\nlisten = [\"udp:127.0.0.1:1\"]\ndomain = \"d\"\n", 1, &["no orbit ranges"]);
         // A key placed under the wrong table is named with that table.
         fails(
             "[service]\nlisten = [\"udp:127.0.0.1:1\"]\ndomain = \"d\"\norbits = []\n",
@@ -1466,47 +1236,18 @@ last = "7099"
     #[test]
     fn bad_listen_strings() {
         fails(
-            &good_with(
-                "listen",
-                "listen = [\"udp:127.0.0.1:5099\", \"sctp:127.0.0.1:5099\"]",
-            ),
+            &good_with("listen", "listen = [\"udp:127.0.0.1:5099\", \"sctp:127.0.0.1:5099\"]"),
             2,
             &["service.listen", "sctp", "udp, tcp or tls"],
         );
-        fails(
-            &good_with("listen", "listen = [\"127.0.0.1:5099\"]"),
-            2,
-            &["service.listen", "127.0.0.1:5099"],
-        );
-        fails(
-            &good_with("listen", "listen = [\"udp:localhost\"]"),
-            2,
-            &["service.listen", "IP:PORT"],
-        );
-        fails(
-            &good_with("listen", "listen = [\"udp:1.2.3.4:99999\"]"),
-            2,
-            &["service.listen"],
-        );
-        fails(
-            &good_with("listen", "listen = []"),
-            2,
-            &["service.listen is empty"],
-        );
-        fails(
-            &good_with(
-                "listen",
-                "listen = [\"udp:127.0.0.1:5\", \"UDP:127.0.0.1:5\"]",
-            ),
-            2,
-            &["listed twice"],
-        );
+        fails(&good_with("listen", "listen = [\"127.0.0.1:5099\"]"), 2, &["service.listen", "127.0.0.1:5099"]);
+        fails(&good_with("listen", "listen = [\"udp:localhost\"]"), 2, &["service.listen", "IP:PORT"]);
+        fails(&good_with("listen", "listen = [\"udp:1.2.3.4:99999\"]"), 2, &["service.listen"]);
+        fails(&good_with("listen", "listen = []"), 2, &["service.listen is empty"]);
+        fails(&good_with("listen", "listen = [\"udp:127.0.0.1:5\", \"UDP:127.0.0.1:5\"]"), 2, &["listed twice"]);
         // A multi-line array: the bad entry's own line.
         fails(
-            &good_with(
-                "listen",
-                "listen = [\n  \"udp:127.0.0.1:5099\",\n  \"bogus\",\n]",
-            ),
+            &good_with("listen", "listen = [\n  \"udp:127.0.0.1:5099\",\n  \"bogus\",\n]"),
             4,
             &["service.listen", "bogus"],
         );
@@ -1522,82 +1263,32 @@ last = "7099"
 
     #[test]
     fn other_service_errors() {
-        fails(
-            &good_with("domain", "domain = \"\""),
-            3,
-            &["service.domain is empty"],
-        );
-        fails(
-            &good_with("domain", "domain = \"a b\""),
-            3,
-            &["service.domain"],
-        );
-        fails(
-            &good_with("domain", "domain = \"u@h\""),
-            3,
-            &["service.domain"],
-        );
+        fails(&good_with("domain", "domain = \"\""), 3, &["service.domain is empty"]);
+        fails(&good_with("domain", "domain = \"a b\""), 3, &["service.domain"]);
+        fails(&good_with("domain", "domain = \"u@h\""), 3, &["service.domain"]);
         fails(
             &good_with("trusted_proxies", "trusted_proxies = [\"proxy.example\"]"),
             4,
             &["service.trusted_proxies", "proxy.example"],
         );
-        fails(
-            &good_with("alice", "\"al ice\" = \"pw\""),
-            6,
-            &["users", "al ice"],
-        );
-        fails(
-            &good_with("alice", "alice = \"\""),
-            6,
-            &["users.alice has an empty password"],
-        );
-        fails(
-            &good_with("allow", "allow = [\"bob\", \"\"]"),
-            18,
-            &["policy.allow"],
-        );
+        fails(&good_with("alice", "\"al ice\" = \"pw\""), 6, &["users", "al ice"]);
+        fails(&good_with("alice", "alice = \"\""), 6, &["users.alice has an empty password"]);
+        fails(&good_with("allow", "allow = [\"bob\", \"\"]"), 18, &["policy.allow"]);
     }
 
     #[test]
     fn orbit_range_errors() {
-        fails(
-            &good_with("last", "last = \"17999\""),
-            8,
-            &["orbit range 7000-17999", "same number of digits"],
-        );
-        fails(
-            &good_with("last", "last = \"6999\""),
-            8,
-            &["orbit range 7000-6999", "greater than last"],
-        );
-        fails(
-            &good_with("first", "first = \"*7000\""),
-            8,
-            &["orbit range *7000-7099", "same prefix"],
-        );
+        fails(&good_with("last", "last = \"17999\""), 8, &["orbit range 7000-17999", "same number of digits"]);
+        fails(&good_with("last", "last = \"6999\""), 8, &["orbit range 7000-6999", "greater than last"]);
+        fails(&good_with("first", "first = \"*7000\""), 8, &["orbit range *7000-7099", "same prefix"]);
         // Over 10,000 orbits: 10000..=20000 is 10,001.
-        let big =
-            good_with("first", "first = \"10000\"").replace("last  = \"7099\"", "last = \"20000\"");
-        fails(
-            &big,
-            8,
-            &["orbit range 10000-20000", "10001 orbits", "at most 10000"],
-        );
-        let ok_big =
-            good_with("first", "first = \"10000\"").replace("last  = \"7099\"", "last = \"19999\"");
+        let big = good_with("first", "first = \"10000\"").replace("last  = \"7099\"", "last = \"20000\"");
+        fails(&big, 8, &["orbit range 10000-20000", "10001 orbits", "at most 10000"]);
+        let ok_big = good_with("first", "first = \"10000\"").replace("last  = \"7099\"", "last = \"19999\"");
         assert_eq!(ok(&ok_big).orbits[0].len(), 10_000);
         // Only `last` malformed: its own line.
-        fails(
-            &good_with("last", "last = \"70x9\""),
-            9,
-            &["orbit range 7000-70x9", "not an orbit number"],
-        );
-        fails(
-            &good_with("first", "first = \"\""),
-            8,
-            &["not an orbit number"],
-        );
+        fails(&good_with("last", "last = \"70x9\""), 9, &["orbit range 7000-70x9", "not an orbit number"]);
+        fails(&good_with("first", "first = \"\""), 8, &["not an orbit number"]);
     }
 
     #[test]
@@ -1605,15 +1296,8 @@ last = "7099"
         let text = format!(
             "{MINIMAL}\n[[orbits]]\nfirst = \"*7000\"\nlast = \"*7099\"\n\n[[orbits]]\nfirst = \"7050\"\nlast = \"7150\"\n"
         );
-        let e = fails(
-            &text,
-            14,
-            &["orbit range 7050-7150 overlaps 7000-7099 (line 6)"],
-        );
-        assert_eq!(
-            e.to_string(),
-            "park.toml line 14: orbit range 7050-7150 overlaps 7000-7099 (line 6)"
-        );
+        let e = fails(&text, 14, &["orbit range 7050-7150 overlaps 7000-7099 (line 6)"]);
+        assert_eq!(e.to_string(), "park.toml line 14: orbit range 7050-7150 overlaps 7000-7099 (line 6)");
         // Different prefixes and widths are distinct orbits.
         let text = format!(
             "{MINIMAL}[[orbits]]\nfirst = \"*7000\"\nlast = \"*7099\"\n[[orbits]]\nfirst = \"#7000\"\nlast = \"#7099\"\n\
@@ -1621,65 +1305,32 @@ last = "7099"
         );
         let c = ok(&text);
         assert_eq!(c.orbits.len(), 5);
-        assert_eq!(
-            c.orbits.iter().map(|r| r.line).collect::<Vec<_>>(),
-            [6, 9, 12, 15, 18]
-        );
+        assert_eq!(c.orbits.iter().map(|r| r.line).collect::<Vec<_>>(), [6, 9, 12, 15, 18]);
         assert!(check_deployment(std::slice::from_ref(&c)).is_ok());
     }
 
     #[test]
     fn syntax_errors_name_the_line() {
-        let e = fails(
-            &good_with("music =", "music = tru"),
-            15,
-            &["invalid TOML at `park.music`"],
-        );
+        let e = fails(&good_with("music =", "music = tru"), 15, &["invalid TOML at `park.music`"]);
         assert_eq!(e.key.as_deref(), Some("park.music"));
         fails(&good_with("[park]", "[park"), 10, &["invalid TOML"]);
-        fails(
-            &format!("{GOOD}retrieve_attempts_per_minute = 31\n"),
-            21,
-            &["invalid TOML", "duplicate"],
-        );
-        fails(
-            &good_with("domain", "domain = \"unterminated"),
-            3,
-            &["invalid TOML"],
-        );
+        fails(&format!("{GOOD}retrieve_attempts_per_minute = 31\n"), 21, &["invalid TOML", "duplicate"]);
+        fails(&good_with("domain", "domain = \"unterminated"), 3, &["invalid TOML"]);
     }
 
     #[test]
     fn music_file_resolves_against_config_dir() {
         let c = ParkConfig::parse(GOOD, Path::new("/etc/orbit/park.toml")).unwrap();
-        assert_eq!(
-            c.park.music_file.as_deref(),
-            Some(Path::new("/etc/orbit/hold.wav"))
-        );
+        assert_eq!(c.park.music_file.as_deref(), Some(Path::new("/etc/orbit/hold.wav")));
         let text = good_with("music_file", "music_file = \"sounds/hold.wav\"");
         let c = ParkConfig::parse(&text, Path::new("conf/park.toml")).unwrap();
-        assert_eq!(
-            c.park.music_file.as_deref(),
-            Some(Path::new("conf/sounds/hold.wav"))
-        );
+        assert_eq!(c.park.music_file.as_deref(), Some(Path::new("conf/sounds/hold.wav")));
         let text = good_with("music_file", "music_file = \"/srv/hold.wav\"");
         let c = ParkConfig::parse(&text, Path::new("/etc/orbit/park.toml")).unwrap();
-        assert_eq!(
-            c.park.music_file.as_deref(),
-            Some(Path::new("/srv/hold.wav"))
-        );
+        assert_eq!(c.park.music_file.as_deref(), Some(Path::new("/srv/hold.wav")));
         let text = good_with("music =", "music = false");
-        assert!(
-            ok(&text)
-                .warnings
-                .iter()
-                .any(|w| w.contains("park.music = false"))
-        );
-        fails(
-            &good_with("music_file", "music_file = \"\""),
-            16,
-            &["park.music_file is empty"],
-        );
+        assert!(ok(&text).warnings.iter().any(|w| w.contains("park.music = false")));
+        fails(&good_with("music_file", "music_file = \"\""), 16, &["park.music_file is empty"]);
     }
 
     #[test]
@@ -1690,30 +1341,16 @@ last = "7099"
         std::fs::write(&path, GOOD).unwrap();
         let c = ParkConfig::load(&path).unwrap();
         assert_eq!(c.park.music_file, Some(dir.join("hold.wav")));
-        assert!(
-            c.warnings.iter().any(|w| w.contains("does not exist")),
-            "{:?}",
-            c.warnings
-        );
+        assert!(c.warnings.iter().any(|w| w.contains("does not exist")), "{:?}", c.warnings);
         std::fs::write(dir.join("hold.wav"), b"RIFF").unwrap();
         let c = ParkConfig::load(&path).unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
         std::fs::write(&path, good_with("timeout_s", "timeout_s = 5")).unwrap();
         let e = ParkConfig::load(&path).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            format!(
-                "{} line 11: park.timeout_s = 5 is out of range (10..=600)",
-                path.display()
-            )
-        );
+        assert_eq!(e.to_string(), format!("{} line 11: park.timeout_s = 5 is out of range (10..=600)", path.display()));
         let missing = dir.join("nope.toml");
         let e = ParkConfig::load(&missing).unwrap_err();
-        assert!(
-            e.to_string()
-                .starts_with(&format!("{}: cannot read", missing.display())),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&format!("{}: cannot read", missing.display())), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -1745,20 +1382,11 @@ last = "7099"
 
     #[test]
     fn deployment_overlap_across_files() {
-        let a = named(
-            "a.toml",
-            &instance(1, &[("7000", "7099"), ("*100", "*199")]),
-        );
-        let b = named(
-            "b.toml",
-            &instance(2, &[("7200", "7299"), ("7050", "7150")]),
-        );
+        let a = named("a.toml", &instance(1, &[("7000", "7099"), ("*100", "*199")]));
+        let b = named("b.toml", &instance(2, &[("7200", "7299"), ("7050", "7150")]));
         assert_eq!(
             check_deployment(&[a.clone(), b.clone()]),
-            Err(
-                "b.toml line 8: orbit range 7050-7150 overlaps 7000-7099 (a.toml line 5)"
-                    .to_string()
-            )
+            Err("b.toml line 8: orbit range 7050-7150 overlaps 7000-7099 (a.toml line 5)".to_string())
         );
         // Every overlap is listed, one a line.
         let e = named("e.toml", &instance(5, &[("7299", "7300")]));
@@ -1773,18 +1401,12 @@ last = "7099"
         );
         // The same file twice overlaps itself.
         assert!(check_deployment(&[b.clone(), b.clone()]).is_err());
-        let c = named(
-            "c.toml",
-            &instance(3, &[("#100", "#199"), ("100", "199"), ("1000", "1099")]),
-        );
+        let c = named("c.toml", &instance(3, &[("#100", "#199"), ("100", "199"), ("1000", "1099")]));
         assert_eq!(check_deployment(&[a.clone(), c.clone()]), Ok(()));
         let d = named("d.toml", &instance(4, &[("*150", "*150")]));
         assert_eq!(
             check_deployment(&[a, c, d]),
-            Err(
-                "d.toml line 5: orbit range *150-*150 overlaps *100-*199 (a.toml line 8)"
-                    .to_string()
-            )
+            Err("d.toml line 5: orbit range *150-*150 overlaps *100-*199 (a.toml line 8)".to_string())
         );
     }
 
@@ -1794,10 +1416,7 @@ last = "7099"
         let mut out = Vec::new();
         for (i, l) in lines.iter().enumerate() {
             if let Some(rest) = l.strip_prefix("if ($rU =~ \"") {
-                let re = rest
-                    .strip_suffix("\") {")
-                    .expect("if line shape")
-                    .to_string();
+                let re = rest.strip_suffix("\") {").expect("if line shape").to_string();
                 let dest = lines[i + 1]
                     .strip_prefix("$du = \"")
                     .and_then(|d| d.strip_suffix("\";"))
@@ -1814,10 +1433,7 @@ last = "7099"
 
     #[test]
     fn kamailio_routes_shape() {
-        let a = named(
-            "/etc/orbit/a.toml",
-            &instance(1, &[("7000", "7099"), ("*100", "*199")]),
-        );
+        let a = named("/etc/orbit/a.toml", &instance(1, &[("7000", "7099"), ("*100", "*199")]));
         let b = named("b.toml", &instance(2, &[("7100", "7123")]));
         let cfg = kamailio_routes(&[a, b]);
         assert!(cfg.contains("route[ORBIT_ROUTES] {\n"), "{cfg}");
@@ -1851,7 +1467,8 @@ last = "7099"
         let tcp_only = "[service]\nlisten = [\"tls:127.0.0.1:5061\", \"tcp:127.0.0.2:5098\"]\ndomain = \"d\"\n[[orbits]]\nfirst = \"1\"\nlast = \"2\"\n";
         let routes = routes_of(&kamailio_routes(&[named("t.toml", tcp_only)]));
         assert_eq!(routes[0].2, "sip:127.0.0.2:5098;transport=tcp");
-        let tls_only = "[service]\nlisten = [\"tls:[::1]:5061\"]\ndomain = \"d\"\n[[orbits]]\nfirst = \"1\"\nlast = \"2\"\n";
+        let tls_only =
+            "[service]\nlisten = [\"tls:[::1]:5061\"]\ndomain = \"d\"\n[[orbits]]\nfirst = \"1\"\nlast = \"2\"\n";
         let routes = routes_of(&kamailio_routes(&[named("t.toml", tls_only)]));
         assert_eq!(routes[0].2, "sip:[::1]:5061;transport=tls");
         let any = "[service]\nlisten = [\"udp:0.0.0.0:5099\"]\ndomain = \"park1.example.test:5099\"\n[[orbits]]\nfirst = \"1\"\nlast = \"2\"\n";
@@ -1884,16 +1501,9 @@ last = "7099"
         let ranges: Vec<&OrbitRange> = configs.iter().flat_map(|c| &c.orbits).collect();
         assert_eq!(routes.len(), ranges.len());
         for ((comment, re, _), range) in routes.iter().zip(&ranges) {
-            assert!(
-                comment.contains(&format!("orbits {range} ")),
-                "{comment} vs {range}"
-            );
+            assert!(comment.contains(&format!("orbits {range} ")), "{comment} vs {range}");
             for c in test_support::candidates(range) {
-                assert_eq!(
-                    test_support::is_match(re, &c),
-                    range.contains(&c),
-                    "range {range}: regex {re} on {c:?}"
-                );
+                assert_eq!(test_support::is_match(re, &c), range.contains(&c), "range {range}: regex {re} on {c:?}");
             }
         }
     }
@@ -1909,9 +1519,7 @@ last = "7099"
             return;
         }
         for &(a, b) in test_support::REGEX_RANGES {
-            let Ok(range) = OrbitRange::parse(a, b) else {
-                panic!("{a}-{b}")
-            };
+            let Ok(range) = OrbitRange::parse(a, b) else { panic!("{a}-{b}") };
             let re = range.to_regex();
             let candidates = test_support::candidates(&range);
             let mut child = Command::new("grep")
@@ -1924,18 +1532,9 @@ last = "7099"
             let mut stdin = child.stdin.take().expect("stdin");
             let writer = std::thread::spawn(move || stdin.write_all(input.as_bytes()));
             let out = child.wait_with_output().expect("grep output");
-            writer
-                .join()
-                .expect("writer thread")
-                .expect("write to grep");
-            let matched: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect();
-            let expected: BTreeSet<String> = candidates
-                .into_iter()
-                .filter(|c| range.contains(c))
-                .collect();
+            writer.join().expect("writer thread").expect("write to grep");
+            let matched: BTreeSet<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+            let expected: BTreeSet<String> = candidates.into_iter().filter(|c| range.contains(c)).collect();
             assert_eq!(matched, expected, "range {range}: grep -E {re}");
         }
     }

@@ -50,26 +50,19 @@ fn split_orbit(s: &str) -> Result<(&str, &str), String> {
         ));
     }
     if digits.len() > MAX_ORBIT_DIGITS {
-        return Err(format!(
-            "{s:?} is not an orbit number: at most {MAX_ORBIT_DIGITS} digits are allowed"
-        ));
+        return Err(format!("{s:?} is not an orbit number: at most {MAX_ORBIT_DIGITS} digits are allowed"));
     }
     Ok((prefix, digits))
 }
 
 fn prefix_name(prefix: &str) -> String {
-    if prefix.is_empty() {
-        "no prefix".to_string()
-    } else {
-        format!("'{prefix}'")
-    }
+    if prefix.is_empty() { "no prefix".to_string() } else { format!("'{prefix}'") }
 }
 
 impl OrbitRange {
     /// Parses and validates a range. The error names the range and what is wrong with it.
     pub fn parse(first: &str, last: &str) -> Result<Self, String> {
-        let (p1, d1) =
-            split_orbit(first).map_err(|e| format!("orbit range {first}-{last}: {e}"))?;
+        let (p1, d1) = split_orbit(first).map_err(|e| format!("orbit range {first}-{last}: {e}"))?;
         let (p2, d2) = split_orbit(last).map_err(|e| format!("orbit range {first}-{last}: {e}"))?;
         if p1 != p2 {
             return Err(format!(
@@ -90,9 +83,7 @@ impl OrbitRange {
             return Err(format!("orbit range {first}-{last}: number too large"));
         };
         if lo > hi {
-            return Err(format!(
-                "orbit range {first}-{last}: first ({first}) is greater than last ({last})"
-            ));
+            return Err(format!("orbit range {first}-{last}: first ({first}) is greater than last ({last})"));
         }
         let count = hi - lo + 1;
         if count > MAX_ORBITS_PER_RANGE {
@@ -160,10 +151,7 @@ impl OrbitRange {
 
     /// Whether the two ranges share an orbit: same prefix, same width, intersecting values.
     pub fn overlaps(&self, other: &OrbitRange) -> bool {
-        self.prefix == other.prefix
-            && self.digits == other.digits
-            && self.lo <= other.hi
-            && other.lo <= self.hi
+        self.prefix == other.prefix && self.digits == other.digits && self.lo <= other.hi && other.lo <= self.hi
     }
 
     /// A POSIX extended regular expression (also valid PCRE) matching exactly the orbits of
@@ -243,11 +231,7 @@ fn digit_range_regex(lo: &[u8], hi: &[u8]) -> String {
     let mut mid_lo = a;
     if lo[1..].iter().any(|&d| d != b'0') {
         let nines = vec![b'9'; rest];
-        alts.push(format!(
-            "{}{}",
-            a as char,
-            digit_range_regex(&lo[1..], &nines)
-        ));
+        alts.push(format!("{}{}", a as char, digit_range_regex(&lo[1..], &nines)));
         mid_lo = a + 1;
     }
     // The part that starts with `b`: a full block unless hi's tail is below all nines.
@@ -255,26 +239,14 @@ fn digit_range_regex(lo: &[u8], hi: &[u8]) -> String {
     let mut tail = None;
     if hi[1..].iter().any(|&d| d != b'9') {
         let zeros = vec![b'0'; rest];
-        tail = Some(format!(
-            "{}{}",
-            b as char,
-            digit_range_regex(&zeros, &hi[1..])
-        ));
+        tail = Some(format!("{}{}", b as char, digit_range_regex(&zeros, &hi[1..])));
         mid_hi = b - 1;
     }
     if mid_lo <= mid_hi {
-        alts.push(format!(
-            "{}{}",
-            digit_class(mid_lo, mid_hi),
-            any_digits(rest)
-        ));
+        alts.push(format!("{}{}", digit_class(mid_lo, mid_hi), any_digits(rest)));
     }
     alts.extend(tail);
-    if alts.len() == 1 {
-        alts.remove(0)
-    } else {
-        format!("({})", alts.join("|"))
-    }
+    if alts.len() == 1 { alts.remove(0) } else { format!("({})", alts.join("|")) }
 }
 
 /// The orbits of one park service instance and the parked calls on them.
@@ -329,15 +301,7 @@ impl<T> OrbitTable<T> {
         }
         let free: VecDeque<usize> = (0..total).filter(|&i| !shadowed[i]).collect();
         let capacity = free.len();
-        OrbitTable {
-            ranges,
-            starts,
-            lens,
-            generations: vec![0; total],
-            free,
-            occupied: BTreeMap::new(),
-            capacity,
-        }
+        OrbitTable { ranges, starts, lens, generations: vec![0; total], free, occupied: BTreeMap::new(), capacity }
     }
 
     /// The ranges this table was built from.
@@ -349,9 +313,7 @@ impl<T> OrbitTable<T> {
         self.ranges
             .iter()
             .zip(self.starts.iter().zip(&self.lens))
-            .find_map(|(r, (&start, &len))| {
-                r.index_of(orbit).filter(|&i| i < len).map(|i| start + i)
-            })
+            .find_map(|(r, (&start, &len))| r.index_of(orbit).filter(|&i| i < len).map(|i| start + i))
     }
 
     fn orbit_of_slot(&self, slot: usize) -> Option<String> {
@@ -457,20 +419,11 @@ mod tests {
     #[test]
     fn parse_valid_ranges() {
         let r = range("7000", "7099");
-        assert_eq!(
-            (r.prefix.as_str(), r.digits, r.lo, r.hi, r.len()),
-            ("", 4, 7000, 7099, 100)
-        );
+        assert_eq!((r.prefix.as_str(), r.digits, r.lo, r.hi, r.len()), ("", 4, 7000, 7099, 100));
         let r = range("*100", "*199");
-        assert_eq!(
-            (r.prefix.as_str(), r.digits, r.lo, r.hi),
-            ("*", 3, 100, 199)
-        );
+        assert_eq!((r.prefix.as_str(), r.digits, r.lo, r.hi), ("*", 3, 100, 199));
         let r = range("#0700", "#0700");
-        assert_eq!(
-            (r.prefix.as_str(), r.digits, r.lo, r.hi, r.len()),
-            ("#", 4, 700, 700, 1)
-        );
+        assert_eq!((r.prefix.as_str(), r.digits, r.lo, r.hi, r.len()), ("#", 4, 700, 700, 1));
         let r = range("10000", "19999");
         assert_eq!(r.len(), 10_000);
         assert_eq!(r.to_string(), "10000-19999");
@@ -489,11 +442,7 @@ mod tests {
             ("*", "*", "not an orbit number"),
             ("**70", "**79", "not an orbit number"),
             (" 7000", "7099", "not an orbit number"),
-            (
-                "1234567890123456789",
-                "1234567890123456789",
-                "at most 18 digits",
-            ),
+            ("1234567890123456789", "1234567890123456789", "at most 18 digits"),
         ];
         for (a, b, want) in cases {
             let err = match OrbitRange::parse(a, b) {
@@ -509,9 +458,7 @@ mod tests {
     fn contains_is_exact_about_prefix_and_width() {
         let r = range("7000", "7099");
         assert!(r.contains("7000") && r.contains("7099") && r.contains("7042"));
-        for s in [
-            "6999", "7100", "*7000", "#7000", "07000", "700", "7000 ", "+7000", "", "70x0",
-        ] {
+        for s in ["6999", "7100", "*7000", "#7000", "07000", "700", "7000 ", "+7000", "", "70x0"] {
             assert!(!r.contains(s), "{s}");
         }
         let s = range("*100", "*199");
@@ -590,11 +537,7 @@ mod tests {
         let o2 = t.allocate("z").unwrap();
         assert_eq!(o2, o);
         assert_eq!(t.generation(&o), 2);
-        assert_eq!(
-            t.get_if_generation(&o, 1),
-            None,
-            "old safe-retrieve token refused"
-        );
+        assert_eq!(t.get_if_generation(&o, 1), None, "old safe-retrieve token refused");
         assert_eq!(t.get_if_generation(&o, 2), Some(&"z"));
     }
 
@@ -611,10 +554,7 @@ mod tests {
         }
         assert_eq!(t.get(&a).map(String::as_str), Some("call-a-moved"));
         assert!(t.is_occupied(&a) && !t.is_empty());
-        let all: Vec<_> = t
-            .occupied()
-            .map(|(o, v)| (o.to_string(), v.clone()))
-            .collect();
+        let all: Vec<_> = t.occupied().map(|(o, v)| (o.to_string(), v.clone())).collect();
         assert_eq!(all, [(a.clone(), "call-a-moved".to_string())]);
         assert_eq!(t.ranges().len(), 2);
     }
@@ -685,21 +625,14 @@ mod tests {
     /// 100k random allocate/free steps checked against a simple model.
     #[test]
     fn random_operations_keep_invariants() {
-        let ranges = vec![
-            range("7000", "7039"),
-            range("*10", "*34"),
-            range("7030", "7044"),
-        ];
-        let universe: Vec<String> = (7000..=7044)
-            .map(|n| n.to_string())
-            .chain((10..=34).map(|n| format!("*{n}")))
-            .collect();
+        let ranges = vec![range("7000", "7039"), range("*10", "*34"), range("7030", "7044")];
+        let universe: Vec<String> =
+            (7000..=7044).map(|n| n.to_string()).chain((10..=34).map(|n| format!("*{n}"))).collect();
         let mut t = OrbitTable::new(ranges);
         assert_eq!(t.capacity(), universe.len());
         let mut rng = StdRng::seed_from_u64(0x0_5EED_CA11);
         // Free orbits and the step at which they were freed (0 = never used).
-        let mut free_since: HashMap<String, u64> =
-            universe.iter().map(|o| (o.clone(), 0)).collect();
+        let mut free_since: HashMap<String, u64> = universe.iter().map(|o| (o.clone(), 0)).collect();
         let mut occupied: HashMap<String, u64> = HashMap::new();
         let mut generations: HashMap<String, u64> = HashMap::new();
         for step in 1..=100_000u64 {
@@ -709,9 +642,9 @@ mod tests {
                 match t.allocate(step) {
                     None => assert!(free_since.is_empty(), "step {step}: None with free orbits"),
                     Some(o) => {
-                        let since = free_since.remove(&o).unwrap_or_else(|| {
-                            panic!("step {step}: {o} not free (double allocation)")
-                        });
+                        let since = free_since
+                            .remove(&o)
+                            .unwrap_or_else(|| panic!("step {step}: {o} not free (double allocation)"));
                         let oldest = free_since.values().copied().min().unwrap_or(u64::MAX);
                         assert!(
                             since <= oldest,
@@ -739,8 +672,7 @@ mod tests {
             assert_eq!(t.len(), occupied.len(), "step {step}");
             assert_eq!(t.free_count(), free_since.len(), "step {step}");
             if step % 997 == 0 {
-                let listed: HashMap<String, u64> =
-                    t.occupied().map(|(o, v)| (o.to_string(), *v)).collect();
+                let listed: HashMap<String, u64> = t.occupied().map(|(o, v)| (o.to_string(), *v)).collect();
                 assert_eq!(listed, occupied, "step {step}");
             }
         }
@@ -754,27 +686,17 @@ mod tests {
             let mut hits = 0;
             for c in test_support::candidates(&r) {
                 let want = r.contains(&c);
-                assert_eq!(
-                    test_support::is_match(&re, &c),
-                    want,
-                    "range {r}: regex {re} on {c:?}"
-                );
+                assert_eq!(test_support::is_match(&re, &c), want, "range {r}: regex {re} on {c:?}");
                 hits += usize::from(want);
             }
-            assert!(
-                hits >= r.len().min(2_000),
-                "range {r}: only {hits} members tried"
-            );
+            assert!(hits >= r.len().min(2_000), "range {r}: only {hits} members tried");
         }
     }
 
     #[test]
     fn regex_shapes() {
         assert_eq!(range("7000", "7099").to_regex(), "^70[0-9]{2}$");
-        assert_eq!(
-            range("7095", "7123").to_regex(),
-            "^7(09[5-9]|1([0-1][0-9]|2[0-3]))$"
-        );
+        assert_eq!(range("7095", "7123").to_regex(), "^7(09[5-9]|1([0-1][0-9]|2[0-3]))$");
         assert_eq!(range("*100", "*199").to_regex(), "^\\*1[0-9]{2}$");
         assert_eq!(range("#7000", "#7099").to_regex(), "^#70[0-9]{2}$");
         assert_eq!(range("0000", "9999").to_regex(), "^[0-9]{4}$");
@@ -884,17 +806,13 @@ pub mod test_support {
 
         /// Whether the anchored pattern `^...$` matches all of `s`.
         pub fn is_match(pattern: &str, s: &str) -> bool {
-            let inner = pattern
-                .strip_prefix('^')
-                .and_then(|p| p.strip_suffix('$'))
-                .expect("anchored pattern");
+            let inner = pattern.strip_prefix('^').and_then(|p| p.strip_suffix('$')).expect("anchored pattern");
             let p: Vec<char> = inner.chars().collect();
             let mut i = 0;
             let alts = parse_alts(&p, &mut i);
             assert_eq!(i, p.len(), "trailing pattern text in {pattern}");
             let s: Vec<char> = s.chars().collect();
-            alts.iter()
-                .any(|seq| seq_ends(seq, &s, 0).contains(&s.len()))
+            alts.iter().any(|seq| seq_ends(seq, &s, 0).contains(&s.len()))
         }
     }
 
@@ -908,9 +826,7 @@ pub mod test_support {
             nums.extend((0..top).map(|n| (n, r.digits)));
         } else {
             let lo = r.lo.saturating_sub(1_000);
-            let hi =
-                r.hi.saturating_add(1_000)
-                    .min(10u64.pow(r.digits as u32) - 1);
+            let hi = r.hi.saturating_add(1_000).min(10u64.pow(r.digits as u32) - 1);
             nums.extend((lo..=hi).map(|n| (n, r.digits)));
         }
         for d in [r.digits.saturating_sub(1), r.digits + 1] {
@@ -918,16 +834,7 @@ pub mod test_support {
                 continue;
             }
             let top = 10u64.pow(d as u32);
-            for n in [
-                0,
-                1,
-                r.lo / 10,
-                r.lo,
-                r.hi,
-                r.hi / 10,
-                r.lo * 10,
-                r.hi * 10 + 9,
-            ] {
+            for n in [0, 1, r.lo / 10, r.lo, r.hi, r.hi / 10, r.lo * 10, r.hi * 10 + 9] {
                 if n < top {
                     nums.push((n, d));
                 }

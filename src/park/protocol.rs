@@ -60,7 +60,10 @@ impl ParkNotice {
     pub fn is_final(&self) -> bool {
         matches!(
             self,
-            ParkNotice::Retrieved { .. } | ParkNotice::Abandoned | ParkNotice::Disconnected { .. } | ParkNotice::Failed { .. }
+            ParkNotice::Retrieved { .. }
+                | ParkNotice::Abandoned
+                | ParkNotice::Disconnected { .. }
+                | ParkNotice::Failed { .. }
         )
     }
 }

@@ -19,6 +19,9 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// A refused request: the status and the headers to send with it (challenges).
+type Refusal = (u16, Vec<(&'static str, String)>);
+
 /// Handle of one park.
 pub type ParkId = u64;
 
@@ -133,7 +136,8 @@ pub(super) struct Watcher {
 
 /// Where a request to `uri` goes: its own address when it is an IP literal, else `fallback`.
 pub(super) fn peer_for(uri: &str, fallback: Peer) -> Peer {
-    let transport = message::uri_param(uri, "transport").and_then(|t| Transport::parse(&t)).unwrap_or(fallback.transport);
+    let transport =
+        message::uri_param(uri, "transport").and_then(|t| Transport::parse(&t)).unwrap_or(fallback.transport);
     match crate::sip::uri::uri_socket_addr(uri, 5060) {
         Some(addr) => Peer { transport, addr },
         None => fallback,
@@ -368,7 +372,11 @@ impl ParkService {
             TxEvent::Response { key, response } => {
                 let st = code(&response);
                 let is_invite_2xx = key.method == "INVITE" && (200..300).contains(&st);
-                let entry = if st >= 200 && !is_invite_2xx { self.pending.remove(&key) } else { self.pending.get(&key).cloned() };
+                let entry = if st >= 200 && !is_invite_2xx {
+                    self.pending.remove(&key)
+                } else {
+                    self.pending.get(&key).cloned()
+                };
                 if let Some((purpose, req, peer)) = entry {
                     self.on_response(now, purpose, req, peer, response);
                 }
@@ -400,7 +408,13 @@ impl ParkService {
                 _ => self.reply(now, &key, &req, 489, vec![("Allow-Events", "call-park, dialog".into())]),
             },
             Method::Invite => self.on_invite(now, key, req, source),
-            Method::Options => self.reply(now, &key, &req, 200, vec![("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, SUBSCRIBE, NOTIFY, REFER".into())]),
+            Method::Options => self.reply(
+                now,
+                &key,
+                &req,
+                200,
+                vec![("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, SUBSCRIBE, NOTIFY, REFER".into())],
+            ),
             Method::Ack => {}
             Method::Cancel | Method::Bye | Method::Notify | Method::Refer | Method::Update | Method::Info => {
                 self.reply(now, &key, &req, 481, vec![])
@@ -413,12 +427,10 @@ impl ParkService {
 
     /// Who sent this request: a trusted proxy's asserted identity, or our own digest check.
     /// Err carries the response to send (401 with challenges, or 403).
-    pub(super) fn authenticate(&mut self, now: Instant, req: &Request, source: Peer) -> Result<String, (u16, Vec<(&'static str, String)>)> {
+    pub(super) fn authenticate(&mut self, now: Instant, req: &Request, source: Peer) -> Result<String, Refusal> {
         if self.cfg.service.trusted_proxies.contains(&source.addr) {
             let who = req.header("P-Asserted-Identity").or_else(|| req.header("From")).unwrap_or_default();
-            return message::name_addr_uri(&who)
-                .and_then(crate::sip::uri::uri_user)
-                .ok_or((403, vec![]));
+            return message::name_addr_uri(&who).and_then(crate::sip::uri::uri_user).ok_or((403, vec![]));
         }
         let secs = now.saturating_duration_since(self.clock_origin.0).as_secs();
         let challenge = |me: &Self, stale: bool| {
@@ -429,7 +441,9 @@ impl ParkService {
             return Err(challenge(self, false));
         };
         let Ok(auth) = parse_authorization(&auth) else { return Err((400, vec![])) };
-        let Some(password) = self.cfg.users.get(&auth.username).cloned() else { return Err((403, vec![("Warning", "399 orbit \"unknown user\"".into())])) };
+        let Some(password) = self.cfg.users.get(&auth.username).cloned() else {
+            return Err((403, vec![("Warning", "399 orbit \"unknown user\"".into())]));
+        };
         match self.digest.verify(secs, &auth, &req.method.to_string(), &password, &req.body) {
             Ok(user) => Ok(user),
             Err(e) if e.is_stale() => Err(challenge(self, true)),
@@ -501,7 +515,10 @@ impl ParkService {
         self.parks.insert(id, park);
         self.set_timer(now + Duration::from_secs(u64::from(expires)), Timer::ControlExpiry(id));
         let double = self.parks.values().any(|p| {
-            p.id != id && p.state != State::Ended && p.request.call_id == request.call_id && p.request.remote_tag == request.remote_tag
+            p.id != id
+                && p.state != State::Ended
+                && p.request.call_id == request.call_id
+                && p.request.remote_tag == request.remote_tag
         });
         if double {
             self.fail(now, id, "double park");
@@ -534,11 +551,24 @@ impl ParkService {
             SubscriptionState::header(SubState::Active, sub.remaining(now), None)
         };
         let body = serde_json::to_vec(notice).unwrap_or_default();
-        let via = format!("SIP/2.0/{} {};branch={};rport", transport.via_token(), self.local.get(&transport).or_else(|| self.local.values().next()).copied().unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5099))), new_branch());
+        let via = format!(
+            "SIP/2.0/{} {};branch={};rport",
+            transport.via_token(),
+            self.local
+                .get(&transport)
+                .or_else(|| self.local.values().next())
+                .copied()
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5099))),
+            new_branch()
+        );
         let req = sub.dialog.request(
             Method::Notify,
             via,
-            vec![("Event", protocol::EVENT.into()), ("Subscription-State", state), ("Content-Type", protocol::CONTENT_TYPE.into())],
+            vec![
+                ("Event", protocol::EVENT.into()),
+                ("Subscription-State", state),
+                ("Content-Type", protocol::CONTENT_TYPE.into()),
+            ],
             body,
         );
         let next = sub.dialog.next_hop();
@@ -561,11 +591,11 @@ impl ParkService {
     pub(super) fn finish(&mut self, now: Instant, id: ParkId) {
         let Some(park) = self.parks.remove(&id) else { return };
         self.out.push_back(Output::MusicStop { park: id });
-        if let Some(orbit) = &park.orbit {
-            if self.orbits.get(orbit) == Some(&id) {
-                self.orbits.free(orbit);
-                self.notify_watchers(now, orbit);
-            }
+        if let Some(orbit) = &park.orbit
+            && self.orbits.get(orbit) == Some(&id)
+        {
+            self.orbits.free(orbit);
+            self.notify_watchers(now, orbit);
         }
         self.tokens.remove(&park.token);
         for t in [Timer::Ringback(id), Timer::RingTimeout(id), Timer::PushTimeout(id), Timer::ControlExpiry(id)] {
@@ -592,7 +622,14 @@ impl ParkService {
     // ---- pull and push ----------------------------------------------------------------
 
     fn music_offer(&mut self, id: ParkId) -> Vec<u8> {
-        let sdp = negotiate::build_offer(self.music_addr.ip(), self.music_addr.port(), &LocalCaps::default(), Direction::SendOnly, id + 1000, id + 1000);
+        let sdp = negotiate::build_offer(
+            self.music_addr.ip(),
+            self.music_addr.port(),
+            &LocalCaps::default(),
+            Direction::SendOnly,
+            id + 1000,
+            id + 1000,
+        );
         let bytes = sdp.to_string().into_bytes();
         if let Some(p) = self.parks.get_mut(&id) {
             p.music_sdp = Some(sdp);
@@ -650,10 +687,10 @@ impl ParkService {
         let Some(orbit) = park.orbit.clone() else { return };
         let parkee = park.request.parkee.clone();
         let token = park.token.clone();
-        if let Some(n) = negotiated {
-            if let (Some(to), true) = (n.remote_addr, self.cfg.park.music) {
-                self.out.push_back(Output::MusicStart { park: id, to, codec: n.codec.clone() });
-            }
+        if let Some(n) = negotiated
+            && let (Some(to), true) = (n.remote_addr, self.cfg.park.music)
+        {
+            self.out.push_back(Output::MusicStart { park: id, to, codec: n.codec.clone() });
         }
         let at = now + timeout;
         self.set_timer(at, Timer::Ringback(id));
@@ -776,7 +813,8 @@ impl ParkService {
     }
 
     pub(super) fn send_cancel(&mut self, now: Instant, invite: &Request, peer: Peer) {
-        let mut cancel = Request { method: Method::Cancel, headers: Default::default(), body: vec![], ..invite.clone() };
+        let mut cancel =
+            Request { method: Method::Cancel, headers: Default::default(), body: vec![], ..invite.clone() };
         for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
             if let Some(v) = invite.header(name) {
                 cancel.add_header(name, v);

@@ -55,7 +55,8 @@ fn parked_orbit(net: &SimNet) -> Option<String> {
 fn park(net: &mut SimNet) -> String {
     net.cmd(ALICE, "park");
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkPending { .. })));
-    let orbit = parked_orbit(net).unwrap_or_else(|| panic!("not parked: {:?}\nservice: {:?}", net.events[ALICE], net.park_logs));
+    let orbit = parked_orbit(net)
+        .unwrap_or_else(|| panic!("not parked: {:?}\nservice: {:?}", net.events[ALICE], net.park_logs));
     assert!(
         net.has(ALICE, |e| matches!(e, Event::CallEnded { reason, .. } if reason == "parked")),
         "the parker's own leg ends: {:?}",
@@ -101,7 +102,11 @@ fn park_by_pull_then_retrieve_by_dialling_the_orbit() {
     });
     let party = party.unwrap_or_else(|| panic!("carol not connected: {:?}\n{:?}", net.events[CAROL], net.park_logs));
     assert!(party.contains("bob"), "the retriever sees the parked caller, not the orbit: {party}");
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkRetrieved { by, .. } if by.contains("carol"))), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkRetrieved { by, .. } if by.contains("carol"))),
+        "{:?}",
+        net.events[ALICE]
+    );
     assert_eq!(service(&net).parked_count(), 0, "orbit freed at once");
 
     // Carol hangs up: the service relays BYE to Bob.
@@ -122,21 +127,34 @@ fn busy_lamp_shows_occupied_and_freed_orbits() {
         net.events[CAROL]
     );
     net.cmd(CAROL, "retrieve sip:7000@127.0.0.1:5099");
-    assert!(net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: false, .. } if orbit == "7000")), "{:?}", net.events[CAROL]);
+    assert!(
+        net.has(CAROL, |e| matches!(e, Event::OrbitStatus { orbit, busy: false, .. } if orbit == "7000")),
+        "{:?}",
+        net.events[CAROL]
+    );
 }
 
 #[test]
 fn second_retriever_gets_404_and_a_reused_orbit_link_gets_410() {
     let mut net = setup(config(|_| {}));
     park(&mut net);
-    let Some(Event::Parked { retrieve_uri, .. }) = net.events[ALICE].iter().find(|e| matches!(e, Event::Parked { .. })).cloned() else {
+    let Some(Event::Parked { retrieve_uri, .. }) =
+        net.events[ALICE].iter().find(|e| matches!(e, Event::Parked { .. })).cloned()
+    else {
         unreachable!()
     };
     net.cmd(CAROL, "dial sip:7000@127.0.0.1:5099");
     net.cmd(CAROL, "dial sip:7000@127.0.0.1:5099");
-    assert!(net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404"))), "{:?}", net.events[CAROL]);
+    assert!(
+        net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404"))),
+        "{:?}",
+        net.events[CAROL]
+    );
     net.cmd(CAROL, &format!("dial {retrieve_uri}"));
-    assert!(net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404") || reason.starts_with("410"))));
+    assert!(net.has(
+        CAROL,
+        |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404") || reason.starts_with("410"))
+    ));
 }
 
 #[test]
@@ -156,7 +174,11 @@ fn unanswered_ringbacks_then_disconnect_free_the_orbit() {
     net.advance(Duration::from_secs(31));
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkRingback { attempt: 2, of: 2, .. })));
     net.advance(Duration::from_secs(11));
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "nobody answered")), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "nobody answered")),
+        "{:?}",
+        net.events[ALICE]
+    );
     assert!(net.events[BOB].iter().filter(|e| matches!(e, Event::CallEnded { .. })).count() == 2);
     assert_clean(&mut net);
 }
@@ -173,11 +195,19 @@ fn answered_ringback_reconnects_parker_and_parkee() {
     });
     let call = call.expect("ring-back call");
     net.cmd(ALICE, &format!("answer {call}"));
-    assert!(net.has(ALICE, |e| matches!(e, Event::CallEstablished { call: c, .. } if *c == call)), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::CallEstablished { call: c, .. } if *c == call)),
+        "{:?}",
+        net.events[ALICE]
+    );
     assert!(net.has(ALICE, |e| matches!(e, Event::ParkRetrieved { .. })));
     assert_eq!(service(&net).parked_count(), 0);
     net.cmd(BOB, "hangup 2");
-    assert!(net.has(ALICE, |e| matches!(e, Event::CallEnded { call: c, .. } if *c == call)), "bob's hang-up reaches alice: {:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::CallEnded { call: c, .. } if *c == call)),
+        "bob's hang-up reaches alice: {:?}",
+        net.events[ALICE]
+    );
     assert_clean(&mut net);
 }
 
@@ -190,7 +220,11 @@ fn fallback_takes_the_call_after_the_last_ringback() {
     net.phones[CAROL].1.account.auto_answer = true;
     park(&mut net);
     net.advance(Duration::from_secs(31 + 11));
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkFallback { to, .. } if to.contains("carol"))), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkFallback { to, .. } if to.contains("carol"))),
+        "{:?}",
+        net.events[ALICE]
+    );
     assert!(net.has(CAROL, |e| matches!(e, Event::CallEstablished { .. })), "{:?}", net.events[CAROL]);
     assert_eq!(service(&net).parked_count(), 0);
 }
@@ -207,13 +241,21 @@ fn parkee_hanging_up_is_abandoned() {
 #[test]
 fn policy_and_orbit_exhaustion_are_readable_failures() {
     let mut net = setup(config(|c| {
-        c.policy = super::config::Policy::only(&["carol"]);
+        c.policy = super::config::Policy::only(["carol"]);
     }));
     net.cmd(ALICE, "park");
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason.contains("not allowed"))), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason.contains("not allowed"))),
+        "{:?}",
+        net.events[ALICE]
+    );
     // A failed park leaves an ordinary call: its end is not reported as "parked".
     net.cmd(BOB, "hangup");
-    assert!(net.has(ALICE, |e| matches!(e, Event::CallEnded { reason, .. } if reason == "remote hangup")), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::CallEnded { reason, .. } if reason == "remote hangup")),
+        "{:?}",
+        net.events[ALICE]
+    );
 
     let mut net = setup(config(|c| {
         c.orbits = vec![super::orbits::OrbitRange::parse("7000", "7000").unwrap()];
@@ -227,17 +269,23 @@ fn policy_and_orbit_exhaustion_are_readable_failures() {
     });
     net.cmd(ALICE, &format!("answer {}", second.unwrap()));
     net.cmd(ALICE, &format!("park {}", second.unwrap()));
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason == "no free orbit")), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkFailed { reason, .. } if reason == "no free orbit")),
+        "{:?}",
+        net.events[ALICE]
+    );
 }
 
 #[test]
 fn parkee_without_replaces_is_pushed_by_refer() {
     let mut net = setup(config(|_| {}));
     // Bob never answers an INVITE with Replaces (like baresip 1.0): the pull times out.
-    net.drop_rule = Some((Box::new(|b: &[u8]| b.starts_with(b"INVITE") && String::from_utf8_lossy(b).contains("Replaces:")), 100));
+    net.drop_rule =
+        Some((Box::new(|b: &[u8]| b.starts_with(b"INVITE") && String::from_utf8_lossy(b).contains("Replaces:")), 100));
     net.cmd(ALICE, "park");
     net.advance(Duration::from_secs(40));
-    let orbit = parked_orbit(&net).unwrap_or_else(|| panic!("not parked by push: {:?}\n{:?}", net.events[ALICE], net.park_logs));
+    let orbit = parked_orbit(&net)
+        .unwrap_or_else(|| panic!("not parked by push: {:?}\n{:?}", net.events[ALICE], net.park_logs));
     assert_eq!(orbit, "7000");
     assert!(net.has(BOB, |e| matches!(e, Event::TransferRequested { target, .. } if target.contains("park-token="))));
     net.cmd(CAROL, "dial sip:7000@127.0.0.1:5099");
@@ -251,7 +299,11 @@ fn shutdown_hangs_up_parked_calls_and_tells_parkers() {
     let now = net.now;
     net.parks[0].1.shutdown(now);
     net.advance(Duration::from_secs(5));
-    assert!(net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "service stopped")), "{:?}", net.events[ALICE]);
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "service stopped")),
+        "{:?}",
+        net.events[ALICE]
+    );
     assert_eq!(net.events[BOB].iter().filter(|e| matches!(e, Event::CallEnded { .. })).count(), 2);
     assert!(service(&net).is_stopped());
 }
@@ -271,7 +323,13 @@ fn random_sequences_leave_no_orbit_or_park_behind() {
             match rng.random_range(0..7) {
                 0 => net.cmd(ALICE, "dial sip:bob@127.0.0.1:5062"),
                 1 | 2 => {
-                    let live = net.phones[ALICE].1.calls.values().filter(|c| c.state == crate::phone::call::CallState::Established).map(|c| c.no).last();
+                    let live = net.phones[ALICE]
+                        .1
+                        .calls
+                        .values()
+                        .filter(|c| c.state == crate::phone::call::CallState::Established)
+                        .map(|c| c.no)
+                        .next_back();
                     if let Some(c) = live {
                         net.cmd(ALICE, &format!("park {c}"));
                     }
@@ -282,7 +340,13 @@ fn random_sequences_leave_no_orbit_or_park_behind() {
                 }
                 4 => {
                     let phone = [ALICE, BOB, CAROL][rng.random_range(0..3)];
-                    let live: Vec<u32> = net.phones[phone].1.calls.values().filter(|c| c.state != crate::phone::call::CallState::Ended).map(|c| c.no).collect();
+                    let live: Vec<u32> = net.phones[phone]
+                        .1
+                        .calls
+                        .values()
+                        .filter(|c| c.state != crate::phone::call::CallState::Ended)
+                        .map(|c| c.no)
+                        .collect();
                     if !live.is_empty() {
                         let c = live[rng.random_range(0..live.len())];
                         net.cmd(phone, &format!("hangup {c}"));
@@ -290,7 +354,13 @@ fn random_sequences_leave_no_orbit_or_park_behind() {
                 }
                 5 => {
                     // Answer a ring-back now and then.
-                    let ringing = net.phones[ALICE].1.calls.values().filter(|c| c.state == crate::phone::call::CallState::Ringing).map(|c| c.no).last();
+                    let ringing = net.phones[ALICE]
+                        .1
+                        .calls
+                        .values()
+                        .filter(|c| c.state == crate::phone::call::CallState::Ringing)
+                        .map(|c| c.no)
+                        .next_back();
                     if let Some(c) = ringing {
                         net.cmd(ALICE, &format!("answer {c}"));
                     }
@@ -299,7 +369,13 @@ fn random_sequences_leave_no_orbit_or_park_behind() {
             }
         }
         for phone in [ALICE, BOB, CAROL] {
-            let live: Vec<u32> = net.phones[phone].1.calls.values().filter(|c| c.state != crate::phone::call::CallState::Ended).map(|c| c.no).collect();
+            let live: Vec<u32> = net.phones[phone]
+                .1
+                .calls
+                .values()
+                .filter(|c| c.state != crate::phone::call::CallState::Ended)
+                .map(|c| c.no)
+                .collect();
             for c in live {
                 net.cmd(phone, &format!("hangup {c}"));
             }
@@ -329,13 +405,20 @@ fn retrieve_attempts_are_rate_limited_per_source() {
         })
         .collect();
     assert_eq!(refusals.iter().filter(|r| r.starts_with("404")).count(), 5, "{refusals:?}");
-    assert_eq!(refusals.iter().filter(|r| r.starts_with("503")).count(), 1, "the 6th scan attempt is refused: {refusals:?}");
+    assert_eq!(
+        refusals.iter().filter(|r| r.starts_with("503")).count(),
+        1,
+        "the 6th scan attempt is refused: {refusals:?}"
+    );
     // A minute later the source may try again.
     net.advance(Duration::from_secs(61));
     net.cmd(CAROL, "dial sip:7020@127.0.0.1:5099");
     assert!(net.has(CAROL, |e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("404"))));
     assert_eq!(
-        net.events[CAROL].iter().filter(|e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("503"))).count(),
+        net.events[CAROL]
+            .iter()
+            .filter(|e| matches!(e, Event::CallEnded { reason, .. } if reason.starts_with("503")))
+            .count(),
         1
     );
 }

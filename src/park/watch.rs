@@ -72,7 +72,11 @@ impl ParkService {
             }
             return;
         }
-        let park = self.parks.values().find(|p| p.control.as_ref().is_some_and(|c| c.dialog.matches_request(&req))).map(|p| p.id);
+        let park = self
+            .parks
+            .values()
+            .find(|p| p.control.as_ref().is_some_and(|c| c.dialog.matches_request(&req)))
+            .map(|p| p.id);
         match park {
             Some(id) => {
                 let secs = requested.min(super::service::MAX_CONTROL_EXPIRES);
@@ -107,7 +111,9 @@ impl ParkService {
             })
         };
         let (entity, dialogs) = match orbit {
-            Some(o) => (format!("sip:{o}@{domain}"), self.orbits.get(o).and_then(|id| entry(o, id)).into_iter().collect()),
+            Some(o) => {
+                (format!("sip:{o}@{domain}"), self.orbits.get(o).and_then(|id| entry(o, id)).into_iter().collect())
+            }
             None => {
                 let mut all: Vec<DialogEntry> = self.orbits.occupied().filter_map(|(o, id)| entry(o, id)).collect();
                 all.sort_by(|a, b| a.id.cmp(&b.id));
@@ -131,7 +137,11 @@ impl ParkService {
         let req = watch.sub.dialog.request(
             Method::Notify,
             via,
-            vec![("Event", watch.sub.event.clone()), ("Subscription-State", state), ("Content-Type", "application/dialog-info+xml".into())],
+            vec![
+                ("Event", watch.sub.event.clone()),
+                ("Subscription-State", state),
+                ("Content-Type", "application/dialog-info+xml".into()),
+            ],
             doc.into_bytes(),
         );
         let peer = watch.peer;
@@ -140,8 +150,12 @@ impl ParkService {
 
     /// Tell every watcher of `orbit` (and of all orbits) its new state.
     pub(super) fn notify_watchers(&mut self, now: Instant, orbit: &str) {
-        let ids: Vec<u64> =
-            self.watchers.iter().filter(|(_, w)| w.orbit.as_deref().is_none_or(|o| o == orbit)).map(|(k, _)| *k).collect();
+        let ids: Vec<u64> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.orbit.as_deref().is_none_or(|o| o == orbit))
+            .map(|(k, _)| *k)
+            .collect();
         for id in ids {
             self.send_watch_notify(now, id);
         }

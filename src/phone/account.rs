@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(a.complete_target("sip:bob@x.org;transport=tcp"), "sip:bob@x.org;transport=tcp");
         assert_eq!(a.complete_target("tel:+1-555-0100"), "sip:+15550100@127.0.0.1:5080;user=phone");
         assert_eq!(uri_user("sip:bob@x:5060;transport=tcp").as_deref(), Some("bob"));
-        assert_eq!(uri_socket_addr("sip:bob@127.0.0.1:5062;transport=tcp", 5060), Some("127.0.0.1:5062".parse().unwrap()));
+        assert_eq!(
+            uri_socket_addr("sip:bob@127.0.0.1:5062;transport=tcp", 5060),
+            Some("127.0.0.1:5062".parse().unwrap())
+        );
         assert_eq!(uri_socket_addr("sip:bob@127.0.0.1", 5060), Some("127.0.0.1:5060".parse().unwrap()));
         assert_eq!(uri_socket_addr("sip:bob@example.com", 5060), None);
     }

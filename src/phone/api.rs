@@ -115,14 +115,7 @@ pub enum Event {
     /// Park requested; waiting for the service.
     ParkPending { call: CallNo },
     /// The call is parked on an orbit.
-    Parked {
-        call: CallNo,
-        orbit: String,
-        orbit_uri: String,
-        retrieve_uri: String,
-        ringback_at: u64,
-        parkee: String,
-    },
+    Parked { call: CallNo, orbit: String, orbit_uri: String, retrieve_uri: String, ringback_at: u64, parkee: String },
     /// The parked call is ringing us back: attempt `attempt` of `of`.
     ParkRingback { call: CallNo, attempt: u32, of: u32 },
     /// The parked call went to the fallback destination.
@@ -143,11 +136,7 @@ pub enum Event {
         parkee: Option<String>,
     },
     /// Answer to `status`.
-    Status {
-        account: String,
-        registered: bool,
-        calls: Vec<CallStatus>,
-    },
+    Status { account: String, registered: bool, calls: Vec<CallStatus> },
     /// Something went wrong with a command or a call; the engine goes on.
     Error {
         message: String,
@@ -192,7 +181,11 @@ impl Command {
             "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
             "status" => Command::Status,
             "quit" | "exit" => Command::Quit,
-            other => return Err(format!("unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)")),
+            other => {
+                return Err(format!(
+                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)"
+                ));
+            }
         };
         if let Some(d) = match &cmd {
             Command::Dtmf { digits, .. } => digits.chars().find(|c| !"0123456789*#ABCDabcd".contains(*c)),
@@ -212,7 +205,10 @@ mod tests {
     fn parses_commands_and_rejects_bad_ones() {
         assert_eq!(Command::parse_line("dial sip:bob@x").unwrap(), Some(Command::Dial { target: "sip:bob@x".into() }));
         assert_eq!(Command::parse_line("  hangup 3 ").unwrap(), Some(Command::Hangup { call: Some(3) }));
-        assert_eq!(Command::parse_line("transfer-attended 1 2").unwrap(), Some(Command::TransferAttended { a: 1, b: 2 }));
+        assert_eq!(
+            Command::parse_line("transfer-attended 1 2").unwrap(),
+            Some(Command::TransferAttended { a: 1, b: 2 })
+        );
         assert_eq!(Command::parse_line("").unwrap(), None);
         assert!(Command::parse_line("hangup x").unwrap_err().contains("not a call number"));
         assert!(Command::parse_line("frobnicate").unwrap_err().contains("unknown command"));

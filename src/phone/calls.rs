@@ -13,7 +13,13 @@ use std::time::{Duration, Instant};
 
 impl Engine {
     /// Start an outgoing call to a complete URI.
-    pub(crate) fn dial(&mut self, _now: Instant, uri: &str, extra: Vec<(String, String)>, refer_origin: Option<super::call::ReferOrigin>) -> Option<CallNo> {
+    pub(crate) fn dial(
+        &mut self,
+        _now: Instant,
+        uri: &str,
+        extra: Vec<(String, String)>,
+        refer_origin: Option<super::call::ReferOrigin>,
+    ) -> Option<CallNo> {
         if rsipstack::sip::parse_uri(uri).is_err() {
             self.emit(Event::Error { message: format!("dial: {uri:?} is not a valid SIP URI"), call: None });
             return None;
@@ -85,12 +91,12 @@ impl Engine {
             }
             200..=299 => {
                 let seq = resp.cseq().0;
-                if let Some((acked_seq, bytes, peer)) = call.acked.clone() {
-                    if acked_seq == seq {
-                        // Retransmitted 2xx: our ACK was lost, send it again (§13.2.2.4).
-                        self.out.push_back(Output::Transmit { to: peer, bytes });
-                        return;
-                    }
+                if let Some((acked_seq, bytes, peer)) = call.acked.clone()
+                    && acked_seq == seq
+                {
+                    // Retransmitted 2xx: our ACK was lost, send it again (§13.2.2.4).
+                    self.out.push_back(Output::Transmit { to: peer, bytes });
+                    return;
                 }
                 let Some(mut dialog) = Dialog::as_uac(&pending.request, &resp, &local_contact) else {
                     return;
@@ -101,7 +107,11 @@ impl Engine {
                     call.asserted = true;
                 }
                 dialog.local_seq = seq;
-                let answer_ok = if resp.body.is_empty() { Err("200 OK without SDP".to_string()) } else { call.media.apply_answer(&resp.body) };
+                let answer_ok = if resp.body.is_empty() {
+                    Err("200 OK without SDP".to_string())
+                } else {
+                    call.media.apply_answer(&resp.body)
+                };
                 let mut ack = dialog.ack(seq, ack_via, vec![]);
                 for (n, v) in call.invite_auth_headers.clone() {
                     ack.add_header(&n, v);
@@ -123,7 +133,11 @@ impl Engine {
                 self.establish(now, no);
             }
             _ => {
-                let reason = if call.cancel_requested { "cancelled".to_string() } else { format!("{status} {}", message::status_text(&resp)) };
+                let reason = if call.cancel_requested {
+                    "cancelled".to_string()
+                } else {
+                    format!("{status} {}", message::status_text(&resp))
+                };
                 self.notify_refer_progress(now, no, status, &message::status_text(&resp));
                 self.end_call(no, &reason);
             }
@@ -158,7 +172,9 @@ impl Engine {
                     .values()
                     .filter(|c| c.state == CallState::Established || (!early_only && c.state != CallState::Ended))
                     .find(|c| {
-                        c.dialog.as_ref().is_some_and(|d| d.call_id == call_id && d.local_tag == to_tag && d.remote_tag == from_tag)
+                        c.dialog
+                            .as_ref()
+                            .is_some_and(|d| d.call_id == call_id && d.local_tag == to_tag && d.remote_tag == from_tag)
                     })
                     .map(|c| c.no)
             });
@@ -170,7 +186,9 @@ impl Engine {
                 }
             }
         }
-        if !req.body.is_empty() && !req.header("Content-Type").unwrap_or_default().to_ascii_lowercase().contains("application/sdp") {
+        if !req.body.is_empty()
+            && !req.header("Content-Type").unwrap_or_default().to_ascii_lowercase().contains("application/sdp")
+        {
             self.reply(now, &key, &req, 415, vec![("Accept", "application/sdp".into())]);
             return;
         }
@@ -189,12 +207,12 @@ impl Engine {
         let contact = self.contact_uri();
         let Some(call) = self.calls.get_mut(&no) else { return };
         let (Some(req), Some(key)) = (call.incoming.clone(), call.server_tx.clone()) else { return };
-        if !req.body.is_empty() {
-            if let Err(e) = call.media.answer(&req.body, false) {
-                tracing::info!("incoming call {no}: {e}");
-                self.reject_incoming(now, no, 488, "no common codec (488)");
-                return;
-            }
+        if !req.body.is_empty()
+            && let Err(e) = call.media.answer(&req.body, false)
+        {
+            tracing::info!("incoming call {no}: {e}");
+            self.reject_incoming(now, no, 488, "no common codec (488)");
+            return;
         }
         call.dialog = Dialog::as_uas(&req, &call.local_tag, &contact);
         if call.dialog.is_none() {
@@ -267,7 +285,8 @@ impl Engine {
                 call.cancel_requested = true;
                 call.end_reason = Some(reason.to_string());
                 if let (Some(invite), Some(peer)) = (call.invite.clone(), call.invite_peer) {
-                    let mut cancel = Request { method: Method::Cancel, headers: Default::default(), body: vec![], ..invite.clone() };
+                    let mut cancel =
+                        Request { method: Method::Cancel, headers: Default::default(), body: vec![], ..invite.clone() };
                     for name in ["Via", "Max-Forwards", "From", "To", "Call-ID"] {
                         if let Some(v) = invite.header(name) {
                             cancel.add_header(name, v);
@@ -280,7 +299,8 @@ impl Engine {
                     }
                     // CANCEL shares the INVITE's branch, so it is sent as its own transaction.
                     let key = self.tl.send_request(now, cancel.clone(), peer);
-                    self.pending.insert(key, Pending { purpose: Purpose::Cancel, request: cancel, peer, auth_tries: 0 });
+                    self.pending
+                        .insert(key, Pending { purpose: Purpose::Cancel, request: cancel, peer, auth_tries: 0 });
                     call.state = CallState::Terminating;
                 }
             }
@@ -389,7 +409,10 @@ impl Engine {
             call.reinvite_pending = false;
             let hold = call.wanted_hold.take().unwrap_or(call.local_hold);
             if let Err(e) = call.media.apply_answer(&resp.body) {
-                self.out.push_back(Output::Event(Event::Error { message: format!("re-INVITE answer: {e}"), call: Some(no) }));
+                self.out.push_back(Output::Event(Event::Error {
+                    message: format!("re-INVITE answer: {e}"),
+                    call: Some(no),
+                }));
             }
             let changed = call.local_hold != hold;
             call.local_hold = hold;
@@ -397,7 +420,11 @@ impl Engine {
                 self.out.push_back(Output::MediaStart { call: no, params });
             }
             if changed {
-                self.emit(if hold { Event::CallHeld { call: no, by: "local" } } else { Event::CallResumed { call: no } });
+                self.emit(if hold {
+                    Event::CallHeld { call: no, by: "local" }
+                } else {
+                    Event::CallResumed { call: no }
+                });
             }
             return;
         }
@@ -409,7 +436,11 @@ impl Engine {
             return;
         }
         call.wanted_hold = None;
-        let message = format!("{} failed: {status} {}", if call.local_hold { "resume" } else { "hold" }, message::status_text(&resp));
+        let message = format!(
+            "{} failed: {status} {}",
+            if call.local_hold { "resume" } else { "hold" },
+            message::status_text(&resp)
+        );
         self.emit(Event::Error { message, call: Some(no) });
         if status == 481 || status == 408 {
             self.end_call(no, "dialog gone");
@@ -419,7 +450,9 @@ impl Engine {
     // ---- in-dialog requests --------------------------------------------------------------
 
     pub(crate) fn on_in_dialog_request(&mut self, now: Instant, key: TxKey, req: Request, _source: Peer) {
-        if req.method == Method::Notify && (self.on_park_notify(now, &key, &req) || self.on_orbit_notify(now, &key, &req)) {
+        if req.method == Method::Notify
+            && (self.on_park_notify(now, &key, &req) || self.on_orbit_notify(now, &key, &req))
+        {
             return;
         }
         let Some(no) = self.find_dialog_call(&req) else {
@@ -431,10 +464,11 @@ impl Engine {
         if req.method == Method::Ack {
             let Some(call) = self.calls.get_mut(&no) else { return };
             if call.state == CallState::Answering {
-                if call.media.awaiting_answer() && !req.body.is_empty() {
-                    if let Err(e) = call.media.apply_answer(&req.body) {
-                        self.emit(Event::Error { message: format!("media: {e}"), call: Some(no) });
-                    }
+                if call.media.awaiting_answer()
+                    && !req.body.is_empty()
+                    && let Err(e) = call.media.apply_answer(&req.body)
+                {
+                    self.emit(Event::Error { message: format!("media: {e}"), call: Some(no) });
                 }
                 self.establish(now, no);
             } else if !req.body.is_empty() && call.media.awaiting_answer() {
@@ -456,10 +490,10 @@ impl Engine {
             Method::Bye => {
                 let resp = message::response_to(&req, 200, None);
                 self.tl.respond(now, &key, resp);
-                if let Some(c) = self.calls.get(&no) {
-                    if c.state == CallState::Ended {
-                        return;
-                    }
+                if let Some(c) = self.calls.get(&no)
+                    && c.state == CallState::Ended
+                {
+                    return;
                 }
                 let reason = if self.is_parked_call(no) {
                     "parked"
@@ -523,7 +557,11 @@ impl Engine {
             self.out.push_back(Output::MediaStart { call: no, params });
         }
         if changed {
-            self.emit(if remote_hold { Event::CallHeld { call: no, by: "remote" } } else { Event::CallResumed { call: no } });
+            self.emit(if remote_hold {
+                Event::CallHeld { call: no, by: "remote" }
+            } else {
+                Event::CallResumed { call: no }
+            });
         }
     }
 }

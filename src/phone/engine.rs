@@ -141,7 +141,10 @@ impl Engine {
         if self.account.register {
             self.send_register(now, self.reg_expires);
         }
-        if self.account.keepalive_secs > 0 && self.account.transport == Transport::Udp && self.account.outbound.is_some() {
+        if self.account.keepalive_secs > 0
+            && self.account.transport == Transport::Udp
+            && self.account.outbound.is_some()
+        {
             self.timers.insert(Timer::Keepalive, now + Duration::from_secs(self.account.keepalive_secs));
         }
         self.pump(now);
@@ -211,10 +214,18 @@ impl Engine {
                 let uri = self.account.complete_target(&target);
                 self.dial(now, &uri, Vec::new(), None);
             }
-            Command::Answer { call } => self.with_call(call, |e, c| e.answer(now, c), |c| c.state == CallState::Ringing),
-            Command::Hangup { call } => self.with_call(call, |e, c| e.hangup(now, c, "local hangup"), |c| c.state != CallState::Ended),
-            Command::Hold { call } => self.with_call(call, |e, c| e.hold(now, c, true), |c| c.state == CallState::Established),
-            Command::Resume { call } => self.with_call(call, |e, c| e.hold(now, c, false), |c| c.state == CallState::Established),
+            Command::Answer { call } => {
+                self.with_call(call, |e, c| e.answer(now, c), |c| c.state == CallState::Ringing)
+            }
+            Command::Hangup { call } => {
+                self.with_call(call, |e, c| e.hangup(now, c, "local hangup"), |c| c.state != CallState::Ended)
+            }
+            Command::Hold { call } => {
+                self.with_call(call, |e, c| e.hold(now, c, true), |c| c.state == CallState::Established)
+            }
+            Command::Resume { call } => {
+                self.with_call(call, |e, c| e.hold(now, c, false), |c| c.state == CallState::Established)
+            }
             Command::Mute { call, on } => self.with_call(
                 call,
                 |e, c| {
@@ -233,7 +244,9 @@ impl Engine {
                 self.with_call(call, |e, c| e.blind_transfer(now, c, &uri), |c| c.state == CallState::Established)
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
-            Command::Park { call } => self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established),
+            Command::Park { call } => {
+                self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established)
+            }
             Command::WatchOrbits => self.watch_orbits(now),
             Command::Status => {
                 let calls = self
@@ -274,13 +287,19 @@ impl Engine {
             match p.purpose {
                 Purpose::Register { expires } if expires > 0 => {
                     self.reg = RegState::Failed;
-                    self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: reason.to_string() });
+                    self.emit(Event::RegistrationFailed {
+                        account: self.account.aor.clone(),
+                        reason: reason.to_string(),
+                    });
                     self.timers.insert(Timer::RegisterRefresh, now + Duration::from_secs(30));
                 }
                 Purpose::Register { .. } => self.reg = RegState::Off,
                 Purpose::Invite { call } => self.end_call(call, reason),
                 Purpose::ParkSubscribe { call } => {
-                    self.park_clients.iter_mut().filter(|p| p.call == call).for_each(|p| (p.done, p.failed) = (true, true));
+                    self.park_clients
+                        .iter_mut()
+                        .filter(|p| p.call == call)
+                        .for_each(|p| (p.done, p.failed) = (true, true));
                     self.emit(Event::ParkFailed { call, reason: reason.to_string() })
                 }
                 _ => self.emit(Event::Error { message: reason.to_string(), call: None }),
@@ -367,11 +386,22 @@ impl Engine {
     }
 
     /// An out-of-dialog request from our account.
-    pub(crate) fn new_request(&self, method: Method, uri: &str, to: String, call_id: Option<String>, from_tag: Option<String>, cseq: u32) -> Option<Request> {
+    pub(crate) fn new_request(
+        &self,
+        method: Method,
+        uri: &str,
+        to: String,
+        call_id: Option<String>,
+        from_tag: Option<String>,
+        cseq: u32,
+    ) -> Option<Request> {
         let headers = vec![
             ("Via", self.via()),
             ("Max-Forwards", "70".to_string()),
-            ("From", format!("{};tag={}", self.account.name_addr(), from_tag.unwrap_or_else(crate::sip::dialog::new_tag))),
+            (
+                "From",
+                format!("{};tag={}", self.account.name_addr(), from_tag.unwrap_or_else(crate::sip::dialog::new_tag)),
+            ),
             ("To", to),
             ("Call-ID", call_id.unwrap_or_else(|| format!("{}@orbit", random_token(20)))),
             ("CSeq", format!("{cseq} {method}")),
@@ -408,7 +438,12 @@ impl Engine {
                 let pending = match pending {
                     Some(p) => p,
                     None => match self.pending.get(&key) {
-                        Some(p) => Pending { purpose: p.purpose.clone(), request: p.request.clone(), peer: p.peer, auth_tries: p.auth_tries },
+                        Some(p) => Pending {
+                            purpose: p.purpose.clone(),
+                            request: p.request.clone(),
+                            peer: p.peer,
+                            auth_tries: p.auth_tries,
+                        },
                         None => return,
                     },
                 };
@@ -424,10 +459,10 @@ impl Engine {
                 }
             }
             TxEvent::AckTimeout { key } => {
-                if let Some(call) = self.calls.values().find(|c| c.server_tx.as_ref() == Some(&key)).map(|c| c.no) {
-                    if self.calls.get(&call).is_some_and(|c| c.state != CallState::Ended && c.dialog.is_some()) {
-                        self.hangup(now, call, "no ACK from the other side");
-                    }
+                if let Some(call) = self.calls.values().find(|c| c.server_tx.as_ref() == Some(&key)).map(|c| c.no)
+                    && self.calls.get(&call).is_some_and(|c| c.state != CallState::Ended && c.dialog.is_some())
+                {
+                    self.hangup(now, call, "no ACK from the other side");
                 }
             }
             TxEvent::Cancelled { invite } => {
@@ -464,16 +499,17 @@ impl Engine {
         req.set_header("CSeq", format!("{} {method}", seq + 1));
         req.set_header("Via", self.via());
         // Keep the dialog's CSeq space in step with what went on the wire.
-        if let Purpose::Invite { call } | Purpose::ReInvite { call } | Purpose::Bye { call } | Purpose::Refer { call } = pending.purpose {
-            if let Some(c) = self.calls.get_mut(&call) {
-                if let Some(d) = c.dialog.as_mut() {
-                    d.local_seq = d.local_seq.max(seq + 1);
-                }
-                c.invite_auth_headers.retain(|(n, _)| n != auth_header);
-                if matches!(pending.purpose, Purpose::Invite { .. }) {
-                    c.invite_auth_headers.push((auth_header.to_string(), req.header(auth_header).unwrap_or_default()));
-                    c.invite = Some(req.clone());
-                }
+        if let Purpose::Invite { call } | Purpose::ReInvite { call } | Purpose::Bye { call } | Purpose::Refer { call } =
+            pending.purpose
+            && let Some(c) = self.calls.get_mut(&call)
+        {
+            if let Some(d) = c.dialog.as_mut() {
+                d.local_seq = d.local_seq.max(seq + 1);
+            }
+            c.invite_auth_headers.retain(|(n, _)| n != auth_header);
+            if matches!(pending.purpose, Purpose::Invite { .. }) {
+                c.invite_auth_headers.push((auth_header.to_string(), req.header(auth_header).unwrap_or_default()));
+                c.invite = Some(req.clone());
             }
         }
         if let Purpose::Register { .. } = pending.purpose {
@@ -482,7 +518,12 @@ impl Engine {
         let key = self.tl.send_request(now, req.clone(), pending.peer);
         self.pending.insert(
             key,
-            Pending { purpose: pending.purpose.clone(), request: req, peer: pending.peer, auth_tries: pending.auth_tries + 1 },
+            Pending {
+                purpose: pending.purpose.clone(),
+                request: req,
+                peer: pending.peer,
+                auth_tries: pending.auth_tries + 1,
+            },
         );
         true
     }
@@ -493,10 +534,10 @@ impl Engine {
             Purpose::Invite { call } => self.on_invite_response(now, call, &pending, resp),
             Purpose::ReInvite { call } => self.on_reinvite_response(now, call, resp),
             Purpose::Bye { call } => {
-                if let Some(c) = self.calls.get(&call) {
-                    if c.state != CallState::Ended {
-                        self.end_call(call, &c.end_reason.clone().unwrap_or_else(|| "local hangup".into()));
-                    }
+                if let Some(c) = self.calls.get(&call)
+                    && c.state != CallState::Ended
+                {
+                    self.end_call(call, &c.end_reason.clone().unwrap_or_else(|| "local hangup".into()));
                 }
             }
             Purpose::Refer { call } => self.on_refer_response(call, &resp),
@@ -560,7 +601,9 @@ impl Engine {
     // ---- registration ------------------------------------------------------------
 
     pub(crate) fn send_register(&mut self, now: Instant, expires: u32) {
-        let Some(peer) = self.account.outbound_peer().or_else(|| self.route_for(&format!("sip:{}", self.account.domain()))) else {
+        let Some(peer) =
+            self.account.outbound_peer().or_else(|| self.route_for(&format!("sip:{}", self.account.domain())))
+        else {
             self.emit(Event::RegistrationFailed {
                 account: self.account.aor.clone(),
                 reason: format!("cannot resolve the registrar for {}", self.account.domain()),
@@ -577,7 +620,10 @@ impl Engine {
             Some(self.reg_from_tag.clone()),
             self.reg_cseq,
         ) else {
-            self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: format!("bad registrar URI {uri}") });
+            self.emit(Event::RegistrationFailed {
+                account: self.account.aor.clone(),
+                reason: format!("bad registrar URI {uri}"),
+            });
             return;
         };
         req.set_header("Expires", expires.to_string());
@@ -613,7 +659,10 @@ impl Engine {
                     .unwrap_or(asked);
                 if granted == 0 {
                     self.reg = RegState::Failed;
-                    self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: "registrar granted no binding".into() });
+                    self.emit(Event::RegistrationFailed {
+                        account: self.account.aor.clone(),
+                        reason: "registrar granted no binding".into(),
+                    });
                     return;
                 }
                 self.reg = RegState::Registered { expires: granted };
@@ -631,14 +680,19 @@ impl Engine {
                     }
                     _ => {
                         self.reg = RegState::Failed;
-                        self.emit(Event::RegistrationFailed { account: self.account.aor.clone(), reason: "423 Interval Too Brief without a usable Min-Expires".into() });
+                        self.emit(Event::RegistrationFailed {
+                            account: self.account.aor.clone(),
+                            reason: "423 Interval Too Brief without a usable Min-Expires".into(),
+                        });
                     }
                 }
             }
             _ => {
                 self.reg = RegState::Failed;
                 let reason = match status {
-                    401 | 407 if self.account.password.is_none() => "authentication required but no password is set".to_string(),
+                    401 | 407 if self.account.password.is_none() => {
+                        "authentication required but no password is set".to_string()
+                    }
                     401 | 407 | 403 => format!("wrong password or user name ({status} {})", message::status_text(resp)),
                     _ => format!("{status} {}", message::status_text(resp)),
                 };
@@ -722,9 +776,13 @@ impl Engine {
         }
         match req.method {
             Method::Invite => self.on_incoming_invite(now, key, req, source),
-            Method::Options => {
-                self.reply(now, &key, &req, 200, vec![Self::allow_header(), ("Accept", "application/sdp".into()), ("Supported", "replaces".into())])
-            }
+            Method::Options => self.reply(
+                now,
+                &key,
+                &req,
+                200,
+                vec![Self::allow_header(), ("Accept", "application/sdp".into()), ("Supported", "replaces".into())],
+            ),
             Method::Ack => {}
             Method::Subscribe => self.reply(now, &key, &req, 489, vec![]),
             Method::Notify | Method::Bye | Method::Refer | Method::Update | Method::Info | Method::Cancel => {

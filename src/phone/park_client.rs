@@ -77,7 +77,9 @@ impl Engine {
     pub(crate) fn on_park_subscribe_response(&mut self, no: CallNo, pending_req: &Request, resp: &Response) {
         let status = code(resp);
         let contact = self.contact_uri();
-        let Some(pc) = self.park_clients.iter_mut().find(|p| p.call == no && p.call_id == resp.call_id()) else { return };
+        let Some(pc) = self.park_clients.iter_mut().find(|p| p.call == no && p.call_id == resp.call_id()) else {
+            return;
+        };
         if (200..300).contains(&status) {
             if pc.dialog.is_none() {
                 pc.dialog = Dialog::as_uac(pending_req, resp, &contact);
@@ -102,7 +104,11 @@ impl Engine {
 
     /// A NOTIFY for a park subscription; false if it is not one of ours.
     pub(crate) fn on_park_notify(&mut self, now: Instant, key: &TxKey, req: &Request) -> bool {
-        let Some(idx) = self.park_clients.iter().position(|p| p.call_id == req.call_id() && req.to_tag().as_deref() == Some(p.local_tag.as_str())) else {
+        let Some(idx) = self
+            .park_clients
+            .iter()
+            .position(|p| p.call_id == req.call_id() && req.to_tag().as_deref() == Some(p.local_tag.as_str()))
+        else {
             return false;
         };
         let contact = self.contact_uri();
@@ -188,11 +194,17 @@ impl Engine {
             self.emit(Event::Error { message: format!("cannot reach the park service at {uri}"), call: None });
             return;
         };
-        let Some(mut req) = self.new_request(Method::Subscribe, &uri, format!("<{uri}>"), None, None, 1) else { return };
+        let Some(mut req) = self.new_request(Method::Subscribe, &uri, format!("<{uri}>"), None, None, 1) else {
+            return;
+        };
         req.add_header("Event", "dialog");
         req.add_header("Accept", "application/dialog-info+xml");
         req.add_header("Expires", "3600");
-        self.orbit_watch = Some(OrbitWatch { call_id: req.call_id(), local_tag: req.from_tag().unwrap_or_default(), busy: Default::default() });
+        self.orbit_watch = Some(OrbitWatch {
+            call_id: req.call_id(),
+            local_tag: req.from_tag().unwrap_or_default(),
+            busy: Default::default(),
+        });
         self.send(now, req, peer, Purpose::WatchOrbits);
     }
 

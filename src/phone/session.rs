@@ -68,11 +68,7 @@ impl CallMedia {
     }
 
     fn caps(&mut self) -> LocalCaps {
-        let caps = if self.opus {
-            LocalCaps::with_opus()
-        } else {
-            LocalCaps::default()
-        };
+        let caps = if self.opus { LocalCaps::with_opus() } else { LocalCaps::default() };
         if self.srtp == SrtpMode::Off {
             return caps;
         }
@@ -91,18 +87,13 @@ impl CallMedia {
     }
 
     fn local(&self) -> SocketAddr {
-        self.local
-            .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
+        self.local.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9)))
     }
 
     /// A new offer (initial or re-offer); `hold` offers `a=sendonly`.
     pub fn offer(&mut self, hold: bool) -> Vec<u8> {
         let (id, version) = self.next_version();
-        let direction = if hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
+        let direction = if hold { Direction::SendOnly } else { Direction::SendRecv };
         let local = self.local();
         let caps = self.caps();
         let sdp = negotiate::build_offer(local.ip(), local.port(), &caps, direction, id, version);
@@ -117,15 +108,10 @@ impl CallMedia {
         let offer = SessionDescription::parse(text).map_err(|e| format!("bad SDP: {e}"))?;
         let (id, version) = self.next_version();
         let local = self.local();
-        let ours = if hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
+        let ours = if hold { Direction::SendOnly } else { Direction::SendRecv };
         let caps = self.caps();
-        let (answer, negotiated) =
-            negotiate::answer(&offer, local.ip(), local.port(), &caps, ours, id, version)
-                .map_err(|e| format!("{e}"))?;
+        let (answer, negotiated) = negotiate::answer(&offer, local.ip(), local.port(), &caps, ours, id, version)
+            .map_err(|e| format!("{e}"))?;
         self.negotiated = Some(negotiated);
         self.our_offer = None;
         self.last_answer = answer.to_string().into_bytes();
@@ -149,17 +135,13 @@ impl CallMedia {
         };
         let text = std::str::from_utf8(remote).map_err(|_| "SDP is not UTF-8".to_string())?;
         let answer = SessionDescription::parse(text).map_err(|e| format!("bad SDP answer: {e}"))?;
-        self.negotiated =
-            Some(negotiate::apply_answer(&offer, &answer).map_err(|e| format!("{e}"))?);
+        self.negotiated = Some(negotiate::apply_answer(&offer, &answer).map_err(|e| format!("{e}"))?);
         Ok(())
     }
 
     /// Parameters for the media task, once negotiated.
     pub fn params(&self) -> Option<MediaParams> {
-        Some(MediaParams {
-            local: self.local?,
-            negotiated: self.negotiated.clone()?,
-        })
+        Some(MediaParams { local: self.local?, negotiated: self.negotiated.clone()? })
     }
 
     /// Codec name for events and status.
@@ -174,9 +156,7 @@ impl CallMedia {
 
     /// Whether the peer's last SDP puts us on hold (they will not receive or not send).
     pub fn remote_holds(&self) -> bool {
-        self.negotiated
-            .as_ref()
-            .is_some_and(|n| !n.remote_direction.can_recv() || n.remote_addr.is_none())
+        self.negotiated.as_ref().is_some_and(|n| !n.remote_direction.can_recv() || n.remote_addr.is_none())
     }
 }
 
@@ -188,10 +168,7 @@ mod tests {
 m=audio 10000 RTP/AVP 111 0 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 telephone-event/8000\r\n";
 
     fn media(prefs: MediaPrefs) -> CallMedia {
-        let mut m = CallMedia {
-            local: Some("127.0.0.1:4000".parse().unwrap()),
-            ..CallMedia::default()
-        };
+        let mut m = CallMedia { local: Some("127.0.0.1:4000".parse().unwrap()), ..CallMedia::default() };
         m.set_prefs(prefs);
         m
     }
@@ -200,24 +177,11 @@ m=audio 10000 RTP/AVP 111 0 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 tel
     fn prefs_shape_offers_and_keep_the_key() {
         let mut m = media(MediaPrefs::default());
         let offer = String::from_utf8(m.offer(false)).unwrap();
-        assert!(
-            offer.contains("m=audio 4000 RTP/AVP 0 8 101\r\n"),
-            "{offer}"
-        );
-        let mut m = media(MediaPrefs {
-            opus: true,
-            srtp: SrtpMode::Mandatory,
-        });
+        assert!(offer.contains("m=audio 4000 RTP/AVP 0 8 101\r\n"), "{offer}");
+        let mut m = media(MediaPrefs { opus: true, srtp: SrtpMode::Mandatory });
         let first = String::from_utf8(m.offer(false)).unwrap();
-        assert!(
-            first.contains("m=audio 4000 RTP/SAVP 111 0 8 101 110\r\n"),
-            "{first}"
-        );
-        let crypto = |s: &str| {
-            s.lines()
-                .find(|l| l.starts_with("a=crypto:"))
-                .map(str::to_string)
-        };
+        assert!(first.contains("m=audio 4000 RTP/SAVP 111 0 8 101 110\r\n"), "{first}");
+        let crypto = |s: &str| s.lines().find(|l| l.starts_with("a=crypto:")).map(str::to_string);
         assert!(crypto(&first).is_some());
         let again = String::from_utf8(m.offer(true)).unwrap();
         assert_eq!(crypto(&first), crypto(&again));
@@ -225,30 +189,18 @@ m=audio 10000 RTP/AVP 111 0 101\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:101 tel
 
     #[test]
     fn answers_follow_the_srtp_policy() {
-        let mut m = media(MediaPrefs {
-            opus: true,
-            srtp: SrtpMode::Off,
-        });
+        let mut m = media(MediaPrefs { opus: true, srtp: SrtpMode::Off });
         assert!(m.answer(PLAIN.as_bytes(), false).is_ok());
         assert_eq!(m.negotiated_codec().as_deref(), Some("opus"));
         assert!(!m.is_secure());
-        let mut m = media(MediaPrefs {
-            opus: false,
-            srtp: SrtpMode::Mandatory,
-        });
+        let mut m = media(MediaPrefs { opus: false, srtp: SrtpMode::Mandatory });
         assert!(m.answer(PLAIN.as_bytes(), false).is_err());
         let savp = PLAIN.replace("RTP/AVP", "RTP/SAVP");
         let mut m = media(MediaPrefs::default());
         assert!(m.answer(savp.as_bytes(), false).is_err());
         // Our own mandatory offer, answered by an optional peer: both ends secure.
-        let mut a = media(MediaPrefs {
-            opus: true,
-            srtp: SrtpMode::Mandatory,
-        });
-        let mut b = media(MediaPrefs {
-            opus: false,
-            srtp: SrtpMode::Optional,
-        });
+        let mut a = media(MediaPrefs { opus: true, srtp: SrtpMode::Mandatory });
+        let mut b = media(MediaPrefs { opus: false, srtp: SrtpMode::Optional });
         let answer = b.answer(&a.offer(false), false).unwrap();
         a.apply_answer(&answer).unwrap();
         assert!(a.is_secure() && b.is_secure());

@@ -107,7 +107,9 @@ fn blind_transfer_connects_transferee_to_target() {
     carol.auto_answer = true;
     net.add(carol, 5064);
     net.cmd(0, "transfer sip:carol@127.0.0.1:5064");
-    assert!(net.has(1, |e| matches!(e, Event::TransferRequested { target, .. } if target == "sip:carol@127.0.0.1:5064")));
+    assert!(
+        net.has(1, |e| matches!(e, Event::TransferRequested { target, .. } if target == "sip:carol@127.0.0.1:5064"))
+    );
     assert!(net.has(2, established), "carol: {:?}", net.events[2]);
     assert!(net.has(0, |e| matches!(e, Event::TransferProgress { status: 200, .. })), "{:?}", net.events[0]);
     assert!(net.events[0].iter().filter_map(ended).any(|r| r == "transferred"), "{:?}", net.events[0]);
@@ -152,7 +154,11 @@ fn invite_with_replaces_for_unknown_dialog_gets_481() {
     net.add(account("alice", 5060), 5060);
     net.add(account("bob", 5062), 5062);
     let raw = "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKr1\r\nMax-Forwards: 70\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\nContact: <sip:x@127.0.0.1:5060>\r\nReplaces: nope;to-tag=a;from-tag=b\r\nContent-Length: 0\r\n\r\n";
-    net.in_flight.push_back((Peer { transport: Transport::Udp, addr: addr(5060) }, addr(5062), raw.as_bytes().to_vec()));
+    net.in_flight.push_back((
+        Peer { transport: Transport::Udp, addr: addr(5060) },
+        addr(5062),
+        raw.as_bytes().to_vec(),
+    ));
     net.settle();
     assert!(net.transmitted.iter().any(|l| l.starts_with("SIP/2.0 481")), "{:?}", net.transmitted);
 }
@@ -165,7 +171,11 @@ fn malformed_and_unknown_requests_get_400_and_501_and_the_phone_goes_on() {
     let bad = "INVITE sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm1\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
     let unknown = "FOO sip:bob@127.0.0.1:5062 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKm2\r\nFrom: <sip:x@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\nCall-ID: u1\r\nCSeq: 1 FOO\r\nContent-Length: 0\r\n\r\n";
     for raw in [bad, unknown, "\u{0}\u{1}garbage"] {
-        net.in_flight.push_back((Peer { transport: Transport::Udp, addr: addr(5060) }, addr(5062), raw.as_bytes().to_vec()));
+        net.in_flight.push_back((
+            Peer { transport: Transport::Udp, addr: addr(5060) },
+            addr(5062),
+            raw.as_bytes().to_vec(),
+        ));
     }
     net.settle();
     assert!(net.transmitted.iter().any(|l| l == "SIP/2.0 400 missing Call-ID"), "{:?}", net.transmitted);
@@ -184,7 +194,10 @@ fn two_calls_at_once_call_waiting() {
     net.cmd(1, "answer 2");
     assert!(net.has(2, established));
     net.cmd(1, "status");
-    let Some(Event::Status { calls, .. }) = net.events[1].iter().rev().find(|e| matches!(e, Event::Status { .. })) else { panic!() };
+    let Some(Event::Status { calls, .. }) = net.events[1].iter().rev().find(|e| matches!(e, Event::Status { .. }))
+    else {
+        panic!()
+    };
     assert_eq!(calls.iter().filter(|c| c.state == "established").count(), 2);
     assert!(calls.iter().any(|c| c.call == 1 && c.held));
 }
@@ -194,7 +207,12 @@ fn registered(ev: &Event) -> bool {
 }
 
 fn registrar(min_expires: Option<u32>) -> TestRegistrar {
-    TestRegistrar { addr: addr(5090), digest: DigestServer::with_secret("127.0.0.1", 300, [7; 32]), min_expires, bindings: HashMap::new() }
+    TestRegistrar {
+        addr: addr(5090),
+        digest: DigestServer::with_secret("127.0.0.1", 300, [7; 32]),
+        min_expires,
+        bindings: HashMap::new(),
+    }
 }
 
 #[test]
@@ -254,7 +272,11 @@ fn registrar_gone_is_timeout_then_recovers() {
     net.drop_rule = Some((Box::new(|b: &[u8]| b.starts_with(b"REGISTER")), 11));
     net.add(acc, 5060);
     net.advance(Duration::from_secs(40));
-    assert!(net.has(0, |e| matches!(e, Event::RegistrationFailed { reason, .. } if reason.starts_with("timeout"))), "{:?}", net.events[0]);
+    assert!(
+        net.has(0, |e| matches!(e, Event::RegistrationFailed { reason, .. } if reason.starts_with("timeout"))),
+        "{:?}",
+        net.events[0]
+    );
     net.advance(Duration::from_secs(60));
     assert!(net.has(0, registered), "re-registers after the network comes back: {:?}", net.events[0]);
 }

@@ -13,7 +13,9 @@ use std::time::Instant;
 fn uri_escape(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -26,12 +28,13 @@ fn uri_unescape(s: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push((h * 16 + l) as u8);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -75,7 +78,10 @@ impl Engine {
     pub(crate) fn attended_transfer(&mut self, now: Instant, a: CallNo, b: CallNo) {
         let established = |e: &Self, c: CallNo| e.calls.get(&c).is_some_and(|c| c.state == CallState::Established);
         if !established(self, a) || !established(self, b) || a == b {
-            self.emit(Event::Error { message: format!("transfer-attended: calls {a} and {b} must both be established"), call: Some(a) });
+            self.emit(Event::Error {
+                message: format!("transfer-attended: calls {a} and {b} must both be established"),
+                call: Some(a),
+            });
             return;
         }
         let Some(dialog_b) = self.calls.get(&b).and_then(|c| c.dialog.clone()) else { return };
@@ -95,7 +101,8 @@ impl Engine {
         let referred_by = format!("<{}>", self.account.aor);
         let Some(call) = self.calls.get_mut(&no) else { return };
         let Some(dialog) = call.dialog.as_mut() else { return };
-        let req = dialog.request(Method::Refer, via, vec![("Refer-To", refer_to), ("Referred-By", referred_by)], vec![]);
+        let req =
+            dialog.request(Method::Refer, via, vec![("Refer-To", refer_to), ("Referred-By", referred_by)], vec![]);
         let next = dialog.next_hop();
         call.transfer = Some(other);
         if let Some(peer) = self.route_for_dialog(&next) {
@@ -169,7 +176,11 @@ impl Engine {
 
     /// Report a transfer call's progress to whoever REFERred us (no-op otherwise).
     pub(crate) fn notify_refer_progress(&mut self, now: Instant, new_call: CallNo, status: u16, reason: &str) {
-        let Some(origin) = self.calls.get_mut(&new_call).and_then(|c| if status >= 200 { c.refer_origin.take() } else { c.refer_origin.clone() }) else {
+        let Some(origin) = self
+            .calls
+            .get_mut(&new_call)
+            .and_then(|c| if status >= 200 { c.refer_origin.take() } else { c.refer_origin.clone() })
+        else {
             return;
         };
         self.send_sipfrag(now, origin.call, &origin.event, status, reason, status >= 200);
@@ -187,7 +198,11 @@ impl Engine {
         let req = dialog.request(
             Method::Notify,
             via,
-            vec![("Event", event.to_string()), ("Subscription-State", state), ("Content-Type", "message/sipfrag;version=2.0".into())],
+            vec![
+                ("Event", event.to_string()),
+                ("Subscription-State", state),
+                ("Content-Type", "message/sipfrag;version=2.0".into()),
+            ],
             body,
         );
         let next = dialog.next_hop();

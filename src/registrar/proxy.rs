@@ -7,6 +7,9 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// A refused request: the status and the headers to send with it (challenges).
+type Refusal = (u16, Vec<(&'static str, String)>);
+
 /// What the registrar needs to know.
 #[derive(Debug, Clone)]
 pub struct RegistrarConfig {
@@ -95,7 +98,14 @@ impl Registrar {
     }
 
     /// Check digest credentials in `header`; Err = the challenge/refusal to send.
-    fn check_auth(&mut self, now: Instant, req: &Request, header: &str, challenge_header: &'static str, challenge_code: u16) -> Result<String, (u16, Vec<(&'static str, String)>)> {
+    fn check_auth(
+        &mut self,
+        now: Instant,
+        req: &Request,
+        header: &str,
+        challenge_header: &'static str,
+        challenge_code: u16,
+    ) -> Result<String, Refusal> {
         let secs = self.secs(now);
         let challenge = |me: &Self, stale: bool| {
             let values = me.digest.challenges(secs, &[Algorithm::Sha256, Algorithm::Md5], stale);
@@ -114,7 +124,9 @@ impl Registrar {
     fn is_ours(&self, req: &Request) -> bool {
         let host = req.uri.host_with_port.to_string();
         let domain_host = self.cfg.domain.split(':').next().unwrap_or_default();
-        host == self.cfg.domain || host == self.cfg.local.to_string() || (host == domain_host && req.uri.host_with_port.port.is_none())
+        host == self.cfg.domain
+            || host == self.cfg.local.to_string()
+            || (host == domain_host && req.uri.host_with_port.port.is_none())
     }
 
     fn is_park_user(&self, user: &str) -> bool {
@@ -123,7 +135,9 @@ impl Registrar {
         }
         let digits: String = user.chars().filter(|c| c.is_ascii_digit()).collect();
         digits.len() == user.trim_start_matches(['*', '#']).len()
-            && digits.parse::<u64>().is_ok_and(|n| self.cfg.orbit_prefixes.iter().any(|(lo, hi, len)| *len == digits.len() && (*lo..=*hi).contains(&n)))
+            && digits.parse::<u64>().is_ok_and(|n| {
+                self.cfg.orbit_prefixes.iter().any(|(lo, hi, len)| *len == digits.len() && (*lo..=*hi).contains(&n))
+            })
     }
 
     fn on_request(&mut self, now: Instant, mut req: Request, source: Peer) {
@@ -139,14 +153,19 @@ impl Registrar {
                 self.respond(&req, source, 404, vec![]);
                 return;
             };
-            let transport = message::uri_param(&req.uri.to_string(), "transport").and_then(|t| Transport::parse(&t)).unwrap_or(Transport::Udp);
+            let transport = message::uri_param(&req.uri.to_string(), "transport")
+                .and_then(|t| Transport::parse(&t))
+                .unwrap_or(Transport::Udp);
             self.forward(req, source, Peer { transport, addr: to });
             return;
         }
-        if matches!(req.method, Method::Invite | Method::Subscribe | Method::Refer | Method::Message | Method::Options) && !trusted {
+        if matches!(req.method, Method::Invite | Method::Subscribe | Method::Refer | Method::Message | Method::Options)
+            && !trusted
+        {
             match self.check_auth(now, &req, "Proxy-Authorization", "Proxy-Authenticate", 407) {
                 Ok(user) => {
-                    let from_user = req.header("From").as_deref().and_then(name_addr_uri).and_then(crate::sip::uri::uri_user);
+                    let from_user =
+                        req.header("From").as_deref().and_then(name_addr_uri).and_then(crate::sip::uri::uri_user);
                     if from_user.as_deref() != Some(user.as_str()) {
                         self.respond(&req, source, 403, vec![]);
                         return;
@@ -212,7 +231,11 @@ impl Registrar {
             list.retain(|b| b.contact != uri);
             if expires > 0 {
                 // Send to where REGISTER came from (symmetric signalling through NAT).
-                list.push(Binding { contact: uri.clone(), peer: source, expires_at: now + Duration::from_secs(u64::from(expires)) });
+                list.push(Binding {
+                    contact: uri.clone(),
+                    peer: source,
+                    expires_at: now + Duration::from_secs(u64::from(expires)),
+                });
                 granted.push((uri, expires));
             }
         }

@@ -30,11 +30,7 @@ pub struct Dialog {
 
 /// A name-addr value with any `;tag=` parameter removed.
 pub fn strip_tag(value: &str) -> String {
-    value
-        .split(';')
-        .filter(|p| !p.trim().to_ascii_lowercase().starts_with("tag="))
-        .collect::<Vec<_>>()
-        .join(";")
+    value.split(';').filter(|p| !p.trim().to_ascii_lowercase().starts_with("tag=")).collect::<Vec<_>>().join(";")
 }
 
 fn contact_uri(msg_contact: Option<String>) -> Option<String> {

@@ -45,10 +45,18 @@ impl DialogInfo {
             xml_escape(&self.entity)
         );
         for d in &self.dialogs {
-            x.push_str(&format!("  <dialog id=\"{}\" direction=\"recipient\">\n    <state>{}</state>\n", xml_escape(&d.id), xml_escape(&d.state)));
+            x.push_str(&format!(
+                "  <dialog id=\"{}\" direction=\"recipient\">\n    <state>{}</state>\n",
+                xml_escape(&d.id),
+                xml_escape(&d.state)
+            ));
             if let Some(identity) = &d.remote_identity {
-                let display = d.remote_display.as_ref().map(|n| format!(" display=\"{}\"", xml_escape(n))).unwrap_or_default();
-                x.push_str(&format!("    <remote>\n      <identity{display}>{}</identity>\n    </remote>\n", xml_escape(identity)));
+                let display =
+                    d.remote_display.as_ref().map(|n| format!(" display=\"{}\"", xml_escape(n))).unwrap_or_default();
+                x.push_str(&format!(
+                    "    <remote>\n      <identity{display}>{}</identity>\n    </remote>\n",
+                    xml_escape(identity)
+                ));
             }
             x.push_str("  </dialog>\n");
         }

@@ -74,15 +74,10 @@ impl FromStr for Algorithm {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim();
-        [
-            Algorithm::Md5,
-            Algorithm::Md5Sess,
-            Algorithm::Sha256,
-            Algorithm::Sha256Sess,
-        ]
-        .into_iter()
-        .find(|a| a.as_str().eq_ignore_ascii_case(t))
-        .ok_or_else(|| DigestError::UnsupportedAlgorithm(t.to_owned()))
+        [Algorithm::Md5, Algorithm::Md5Sess, Algorithm::Sha256, Algorithm::Sha256Sess]
+            .into_iter()
+            .find(|a| a.as_str().eq_ignore_ascii_case(t))
+            .ok_or_else(|| DigestError::UnsupportedAlgorithm(t.to_owned()))
     }
 }
 
@@ -198,19 +193,13 @@ pub struct Credentials {
 impl Credentials {
     /// Convenience constructor for literals and config values.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Self {
-        Credentials {
-            username: username.into(),
-            password: password.into(),
-        }
+        Credentials { username: username.into(), password: password.into() }
     }
 }
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials")
-            .field("username", &self.username)
-            .field("password", &"<redacted>")
-            .finish()
+        f.debug_struct("Credentials").field("username", &self.username).field("password", &"<redacted>").finish()
     }
 }
 
@@ -245,26 +234,13 @@ pub struct ResponseParams<'a> {
 pub fn compute_response(p: &ResponseParams<'_>) -> String {
     let alg = p.algorithm;
     let cnonce = p.cnonce.unwrap_or("");
-    let mut ha1 = hash_hex(
-        alg,
-        &[
-            p.username.as_bytes(),
-            p.realm.as_bytes(),
-            p.password.as_bytes(),
-        ],
-    );
+    let mut ha1 = hash_hex(alg, &[p.username.as_bytes(), p.realm.as_bytes(), p.password.as_bytes()]);
     if alg.is_sess() {
-        ha1 = hash_hex(
-            alg,
-            &[ha1.as_bytes(), p.nonce.as_bytes(), cnonce.as_bytes()],
-        );
+        ha1 = hash_hex(alg, &[ha1.as_bytes(), p.nonce.as_bytes(), cnonce.as_bytes()]);
     }
     let ha2 = if p.qop.is_some_and(|q| q.eq_ignore_ascii_case("auth-int")) {
         let hbody = hash_hex(alg, &[p.body]);
-        hash_hex(
-            alg,
-            &[p.method.as_bytes(), p.uri.as_bytes(), hbody.as_bytes()],
-        )
+        hash_hex(alg, &[p.method.as_bytes(), p.uri.as_bytes(), hbody.as_bytes()])
     } else {
         hash_hex(alg, &[p.method.as_bytes(), p.uri.as_bytes()])
     };
@@ -329,10 +305,7 @@ pub fn best_challenge<'a>(values: impl IntoIterator<Item = &'a str>) -> Option<C
         let Ok(ch) = parse_challenge(value) else {
             continue;
         };
-        if best
-            .as_ref()
-            .is_none_or(|b| ch.algorithm.preference() > b.algorithm.preference())
-        {
+        if best.as_ref().is_none_or(|b| ch.algorithm.preference() > b.algorithm.preference()) {
             best = Some(ch);
         }
     }
@@ -434,14 +407,7 @@ impl DigestClient {
     }
 
     /// Answers a challenge with a fresh random cnonce; the result is the Authorization / Proxy-Authorization value.
-    pub fn respond(
-        &mut self,
-        ch: &Challenge,
-        creds: &Credentials,
-        method: &str,
-        uri: &str,
-        body: &[u8],
-    ) -> String {
+    pub fn respond(&mut self, ch: &Challenge, creds: &Credentials, method: &str, uri: &str, body: &[u8]) -> String {
         let cnonce = random_cnonce();
         self.respond_with_cnonce(ch, creds, method, uri, body, &cnonce)
     }
@@ -484,14 +450,7 @@ impl DigestClient {
     }
 
     /// Preemptive credentials for a realm we already hold a nonce for; None means wait for a challenge.
-    pub fn reuse(
-        &mut self,
-        realm: &str,
-        creds: &Credentials,
-        method: &str,
-        uri: &str,
-        body: &[u8],
-    ) -> Option<String> {
+    pub fn reuse(&mut self, realm: &str, creds: &Credentials, method: &str, uri: &str, body: &[u8]) -> Option<String> {
         self.tick += 1;
         let tick = self.tick;
         let s = self.sessions.get_mut(realm)?;
@@ -499,15 +458,7 @@ impl DigestClient {
         s.nc = s.nc.checked_add(1)?;
         s.last_used = tick;
         let s = s.clone();
-        Some(render(
-            realm,
-            &s,
-            creds,
-            method,
-            uri,
-            body,
-            &random_cnonce(),
-        ))
+        Some(render(realm, &s, creds, method, uri, body, &random_cnonce()))
     }
 
     /// Drops the cached nonce, e.g. after the server rejected it or the account changed.
@@ -517,11 +468,7 @@ impl DigestClient {
 
     fn insert_session(&mut self, realm: &str, s: ClientSession) {
         if !self.sessions.contains_key(realm) && self.sessions.len() >= MAX_CLIENT_REALMS {
-            let oldest = self
-                .sessions
-                .iter()
-                .min_by_key(|(_, v)| v.last_used)
-                .map(|(k, _)| k.clone());
+            let oldest = self.sessions.iter().min_by_key(|(_, v)| v.last_used).map(|(k, _)| k.clone());
             if let Some(k) = oldest {
                 self.sessions.remove(&k);
             }
@@ -694,26 +641,17 @@ impl DigestServer {
         }
 
         // Without qop there is no nonce count, hence no replay protection; we always offer qop, so insist on it.
-        let qop = auth
-            .qop
-            .as_deref()
-            .ok_or(VerifyError::Malformed("qop is required"))?;
+        let qop = auth.qop.as_deref().ok_or(VerifyError::Malformed("qop is required"))?;
         if qop != "auth" && qop != "auth-int" {
             return Err(VerifyError::Malformed("unsupported qop"));
         }
-        let nc_text = auth
-            .nc
-            .as_deref()
-            .ok_or(VerifyError::Malformed("nc is missing"))?;
+        let nc_text = auth.nc.as_deref().ok_or(VerifyError::Malformed("nc is missing"))?;
         let nc = parse_nc(nc_text).ok_or(VerifyError::Malformed("nc must be 8 hex digits"))?;
         if nc == 0 {
             return Err(VerifyError::Malformed("nc must start at 1"));
         }
-        let cnonce = auth
-            .cnonce
-            .as_deref()
-            .filter(|c| !c.is_empty())
-            .ok_or(VerifyError::Malformed("cnonce is missing"))?;
+        let cnonce =
+            auth.cnonce.as_deref().filter(|c| !c.is_empty()).ok_or(VerifyError::Malformed("cnonce is missing"))?;
 
         let expected = compute_response(&ResponseParams {
             algorithm: auth.algorithm,
@@ -728,10 +666,7 @@ impl DigestServer {
             cnonce: Some(cnonce),
             body,
         });
-        if !ct_eq(
-            expected.as_bytes(),
-            auth.response.to_ascii_lowercase().as_bytes(),
-        ) {
+        if !ct_eq(expected.as_bytes(), auth.response.to_ascii_lowercase().as_bytes()) {
             return Err(VerifyError::WrongResponse);
         }
         // Staleness is judged only after the digest proved correct (RFC 2617 §3.2.1), so stale=true never helps a guesser.
@@ -752,16 +687,7 @@ impl DigestServer {
     }
 
     fn nonce_mac(&self, ts: u64, salt: &[u8], alg: Algorithm) -> [u8; 32] {
-        hmac_sha256(
-            &self.secret,
-            &[
-                NONCE_MAC_LABEL,
-                &ts.to_be_bytes(),
-                salt,
-                &[alg.tag()],
-                self.realm.as_bytes(),
-            ],
-        )
+        hmac_sha256(&self.secret, &[NONCE_MAC_LABEL, &ts.to_be_bytes(), salt, &[alg.tag()], self.realm.as_bytes()])
     }
 }
 
@@ -775,14 +701,7 @@ struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    fn record(
-        &mut self,
-        key: [u8; NONCE_LEN],
-        ts: u64,
-        nc: u32,
-        now: u64,
-        lifetime: u64,
-    ) -> Result<(), VerifyError> {
+    fn record(&mut self, key: [u8; NONCE_LEN], ts: u64, nc: u32, now: u64, lifetime: u64) -> Result<(), VerifyError> {
         if let Some(h) = self.highest.get_mut(&key) {
             if nc <= *h {
                 return Err(VerifyError::Replay);
@@ -811,11 +730,7 @@ fn parse_algorithm(value: Option<String>) -> Result<Algorithm, DigestError> {
     value.map_or(Ok(Algorithm::Md5), |a| a.parse())
 }
 
-fn set_once(
-    slot: &mut Option<String>,
-    key: &'static str,
-    value: String,
-) -> Result<(), DigestError> {
+fn set_once(slot: &mut Option<String>, key: &'static str, value: String) -> Result<(), DigestError> {
     if slot.is_some() {
         return Err(DigestError::DuplicateParam(key));
     }
@@ -836,11 +751,7 @@ fn syntax(pos: usize, what: &'static str) -> DigestError {
 
 /// RFC 3261 token characters.
 fn is_token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~')
 }
 
 /// Unquoted values are accepted a little beyond `token` because servers send base64 nonces and URIs bare.
@@ -1132,14 +1043,7 @@ mod tests {
         assert_eq!(ch.qop, vec!["auth", "auth-int"]);
         assert_eq!(ch.algorithm, Algorithm::Md5);
         let creds = Credentials::new("Mufasa", "Circle Of Life");
-        let hdr = DigestClient::new().respond_with_cnonce(
-            &ch,
-            &creds,
-            "GET",
-            "/dir/index.html",
-            b"",
-            "0a4f113b",
-        );
+        let hdr = DigestClient::new().respond_with_cnonce(&ch, &creds, "GET", "/dir/index.html", b"", "0a4f113b");
         assert_eq!(
             hdr,
             "Digest username=\"Mufasa\", realm=\"testrealm@host.com\", \
@@ -1188,14 +1092,7 @@ mod tests {
         assert_eq!(ch.qop, vec!["auth", "auth-int"]);
         assert_eq!(ch.opaque.as_deref(), Some(RFC7616_OPAQUE));
         let creds = Credentials::new("Mufasa", "Circle of Life");
-        let hdr = DigestClient::new().respond_with_cnonce(
-            &ch,
-            &creds,
-            "GET",
-            "/dir/index.html",
-            b"",
-            RFC7616_CNONCE,
-        );
+        let hdr = DigestClient::new().respond_with_cnonce(&ch, &creds, "GET", "/dir/index.html", b"", RFC7616_CNONCE);
         parse_authorization(&hdr).expect("own header parses")
     }
 
@@ -1203,10 +1100,7 @@ mod tests {
     fn rfc7616_sha256_example() {
         let auth = rfc7616_response("SHA-256");
         assert_eq!(auth.algorithm, Algorithm::Sha256);
-        assert_eq!(
-            auth.response,
-            "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"
-        );
+        assert_eq!(auth.response, "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1");
         assert_eq!(auth.qop.as_deref(), Some("auth"));
         assert_eq!(auth.nc.as_deref(), Some("00000001"));
         assert_eq!(auth.cnonce.as_deref(), Some(RFC7616_CNONCE));
@@ -1222,10 +1116,8 @@ mod tests {
 
     #[test]
     fn rfc2069_style_without_qop() {
-        let ch = parse_challenge(
-            "Digest realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\"",
-        )
-        .expect("parses");
+        let ch = parse_challenge("Digest realm=\"testrealm@host.com\", nonce=\"dcd98b7102dd2f0e8b11d0f600bfb0c093\"")
+            .expect("parses");
         assert!(ch.qop.is_empty());
         let hdr = DigestClient::new().respond(
             &ch,
@@ -1240,9 +1132,7 @@ mod tests {
         // H(H(A1):nonce:H(A2)) spelled out independently.
         let ha1 = to_hex(&Md5::digest(b"Mufasa:testrealm@host.com:Circle Of Life"));
         let ha2 = to_hex(&Md5::digest(b"GET:/dir/index.html"));
-        let expected = to_hex(&Md5::digest(
-            format!("{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:{ha2}").as_bytes(),
-        ));
+        let expected = to_hex(&Md5::digest(format!("{ha1}:dcd98b7102dd2f0e8b11d0f600bfb0c093:{ha2}").as_bytes()));
         let auth = parse_authorization(&hdr).expect("parses");
         assert_eq!(auth.response, expected);
         assert_eq!(auth.qop, None);
@@ -1262,10 +1152,7 @@ mod tests {
             assert_eq!(text.parse::<Algorithm>(), Ok(alg), "{text}");
         }
         assert_eq!(Algorithm::Sha256Sess.to_string(), "SHA-256-sess");
-        assert_eq!(
-            "SHA-512-256".parse::<Algorithm>(),
-            Err(DigestError::UnsupportedAlgorithm("SHA-512-256".into()))
-        );
+        assert_eq!("SHA-512-256".parse::<Algorithm>(), Err(DigestError::UnsupportedAlgorithm("SHA-512-256".into())));
     }
 
     #[test]
@@ -1282,36 +1169,26 @@ mod tests {
         assert!(ch.stale);
         assert_eq!(ch.opaque, None);
 
-        let quoted_alg =
-            parse_challenge("Digest algorithm=\"SHA-256\", nonce=\"n\", realm=\"r\", stale=false")
-                .expect("quoted algorithm parses");
+        let quoted_alg = parse_challenge("Digest algorithm=\"SHA-256\", nonce=\"n\", realm=\"r\", stale=false")
+            .expect("quoted algorithm parses");
         assert_eq!(quoted_alg.algorithm, Algorithm::Sha256);
         assert!(!quoted_alg.stale);
 
-        let escaped = parse_challenge(
-            "Digest realm=\"say \\\"hi\\\" \\\\ bye\", nonce=\"a\\bc\", opaque=\"\"",
-        )
-        .expect("escapes parse");
+        let escaped = parse_challenge("Digest realm=\"say \\\"hi\\\" \\\\ bye\", nonce=\"a\\bc\", opaque=\"\"")
+            .expect("escapes parse");
         assert_eq!(escaped.realm, "say \"hi\" \\ bye");
         assert_eq!(escaped.nonce, "abc");
         assert_eq!(escaped.opaque.as_deref(), Some(""));
 
-        let folded = parse_challenge("Digest realm=\"two\r\n words\",\r\n\tnonce=\"n\"")
-            .expect("folds parse");
+        let folded = parse_challenge("Digest realm=\"two\r\n words\",\r\n\tnonce=\"n\"").expect("folds parse");
         assert_eq!(folded.realm, "two words");
         assert_eq!(folded.nonce, "n");
 
         let utf8 = parse_challenge("Digest realm=\"Zürich ☎\", nonce=\"n\"").expect("UTF-8");
         assert_eq!(utf8.realm, "Zürich ☎");
 
-        assert_eq!(
-            parse_challenge("Digest realm=\"r\", qop=\"auth\""),
-            Err(DigestError::MissingParam("nonce"))
-        );
-        assert_eq!(
-            parse_challenge("Basic realm=\"r\""),
-            Err(DigestError::NotDigest("Basic".into()))
-        );
+        assert_eq!(parse_challenge("Digest realm=\"r\", qop=\"auth\""), Err(DigestError::MissingParam("nonce")));
+        assert_eq!(parse_challenge("Basic realm=\"r\""), Err(DigestError::NotDigest("Basic".into())));
         assert_eq!(parse_challenge("  \r\n "), Err(DigestError::Empty));
         assert_eq!(
             parse_challenge("Digest realm=\"r\", nonce=\"n\", algorithm=SHA-512-256"),
@@ -1321,31 +1198,13 @@ mod tests {
             parse_challenge("Digest realm=\"r\", nonce=\"n\", Realm=\"x\""),
             Err(DigestError::DuplicateParam("realm"))
         );
-        assert!(matches!(
-            parse_challenge("Digest realm=\"r, nonce=\"n\""),
-            Err(DigestError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_challenge("Digest realm=\"r\" nonce=\"n\""),
-            Err(DigestError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_challenge("Digest realm=\"a\r\nb\", nonce=\"n\""),
-            Err(DigestError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_challenge("Digest realm=, nonce=\"n\""),
-            Err(DigestError::Syntax { .. })
-        ));
-        assert!(matches!(
-            parse_challenge("Digest, realm=\"r\", nonce=\"n\""),
-            Err(DigestError::Syntax { .. })
-        ));
+        assert!(matches!(parse_challenge("Digest realm=\"r, nonce=\"n\""), Err(DigestError::Syntax { .. })));
+        assert!(matches!(parse_challenge("Digest realm=\"r\" nonce=\"n\""), Err(DigestError::Syntax { .. })));
+        assert!(matches!(parse_challenge("Digest realm=\"a\r\nb\", nonce=\"n\""), Err(DigestError::Syntax { .. })));
+        assert!(matches!(parse_challenge("Digest realm=, nonce=\"n\""), Err(DigestError::Syntax { .. })));
+        assert!(matches!(parse_challenge("Digest, realm=\"r\", nonce=\"n\""), Err(DigestError::Syntax { .. })));
         let err = parse_challenge("Digest realm=\"r\", nonce").expect_err("no `=`");
-        assert_eq!(
-            err.to_string(),
-            "malformed header value at byte 23: expected `=` after parameter name"
-        );
+        assert_eq!(err.to_string(), "malformed header value at byte 23: expected `=` after parameter name");
     }
 
     #[test]
@@ -1384,22 +1243,15 @@ mod tests {
         assert_eq!(nc_of(&h1).as_deref(), Some("00000001"));
         let h2 = c.respond(&ch, &creds, "REGISTER", "sip:x", b"");
         assert_eq!(nc_of(&h2).as_deref(), Some("00000002"));
-        let h3 = c
-            .reuse("r", &creds, "INVITE", "sip:b@x", b"")
-            .expect("cached");
+        let h3 = c.reuse("r", &creds, "INVITE", "sip:b@x", b"").expect("cached");
         let a3 = parse_authorization(&h3).expect("parses");
         assert_eq!(a3.nc.as_deref(), Some("00000003"));
         assert_eq!(a3.nonce, "n1");
         assert_eq!(a3.uri, "sip:b@x");
-        assert_ne!(
-            parse_authorization(&h1).expect("parses").cnonce,
-            a3.cnonce,
-            "cnonce is fresh per request"
-        );
+        assert_ne!(parse_authorization(&h1).expect("parses").cnonce, a3.cnonce, "cnonce is fresh per request");
         assert_eq!(c.reuse("other", &creds, "INVITE", "sip:b@x", b""), None);
 
-        let ch2 = parse_challenge("Digest realm=\"r\", nonce=\"n2\", qop=\"auth\", stale=true")
-            .expect("ok");
+        let ch2 = parse_challenge("Digest realm=\"r\", nonce=\"n2\", qop=\"auth\", stale=true").expect("ok");
         let h4 = c.respond(&ch2, &creds, "INVITE", "sip:b@x", b"");
         let a4 = parse_authorization(&h4).expect("parses");
         assert_eq!(a4.nc.as_deref(), Some("00000001"));
@@ -1416,8 +1268,7 @@ mod tests {
         let mut c = DigestClient::new();
         let creds = alice();
         for i in 0..(MAX_CLIENT_REALMS + 10) {
-            let ch = parse_challenge(&format!("Digest realm=\"r{i}\", nonce=\"n\", qop=auth"))
-                .expect("ok");
+            let ch = parse_challenge(&format!("Digest realm=\"r{i}\", nonce=\"n\", qop=auth")).expect("ok");
             c.respond(&ch, &creds, "REGISTER", "sip:x", b"");
         }
         assert_eq!(c.sessions.len(), MAX_CLIENT_REALMS);
@@ -1428,47 +1279,21 @@ mod tests {
 
     #[test]
     fn round_trip_all_algorithms() {
-        for alg in [
-            Algorithm::Md5,
-            Algorithm::Sha256,
-            Algorithm::Md5Sess,
-            Algorithm::Sha256Sess,
-        ] {
+        for alg in [Algorithm::Md5, Algorithm::Sha256, Algorithm::Md5Sess, Algorithm::Sha256Sess] {
             let mut srv = server(60);
             let mut client = DigestClient::new();
             let auth = answer(&srv, &mut client, alg, 1000, &alice());
             assert_eq!(auth.algorithm, alg);
             assert_eq!(auth.qop.as_deref(), Some("auth"));
-            assert_eq!(
-                srv.verify(1010, &auth, "REGISTER", "s3cret", b""),
-                Ok("alice".to_owned()),
-                "{alg}"
-            );
+            assert_eq!(srv.verify(1010, &auth, "REGISTER", "s3cret", b""), Ok("alice".to_owned()), "{alg}");
             // Preemptive reuse of the same nonce is accepted with the next nc.
-            let h = client
-                .reuse(
-                    "orbit.test",
-                    &alice(),
-                    "INVITE",
-                    "sip:bob@orbit.test",
-                    b"v=0",
-                )
-                .expect("cached");
+            let h = client.reuse("orbit.test", &alice(), "INVITE", "sip:bob@orbit.test", b"v=0").expect("cached");
             let again = parse_authorization(&h).expect("parses");
             assert_eq!(again.nc.as_deref(), Some("00000002"));
-            assert_eq!(
-                srv.verify(1020, &again, "INVITE", "s3cret", b"other body"),
-                Ok("alice".to_owned())
-            );
+            assert_eq!(srv.verify(1020, &again, "INVITE", "s3cret", b"other body"), Ok("alice".to_owned()));
             // Replaying either earlier request fails.
-            assert_eq!(
-                srv.verify(1021, &auth, "REGISTER", "s3cret", b""),
-                Err(VerifyError::Replay)
-            );
-            assert_eq!(
-                srv.verify(1021, &again, "INVITE", "s3cret", b""),
-                Err(VerifyError::Replay)
-            );
+            assert_eq!(srv.verify(1021, &auth, "REGISTER", "s3cret", b""), Err(VerifyError::Replay));
+            assert_eq!(srv.verify(1021, &again, "INVITE", "s3cret", b""), Err(VerifyError::Replay));
         }
     }
 
@@ -1486,10 +1311,7 @@ mod tests {
             Err(VerifyError::WrongResponse),
             "body is covered"
         );
-        assert_eq!(
-            srv.verify(6, &auth, "MESSAGE", "s3cret", b"hello"),
-            Ok("alice".into())
-        );
+        assert_eq!(srv.verify(6, &auth, "MESSAGE", "s3cret", b"hello"), Ok("alice".into()));
     }
 
     #[test]
@@ -1498,9 +1320,7 @@ mod tests {
         let mut client = DigestClient::new();
 
         let wrong = answer(&srv, &mut client, Algorithm::Md5, 100, &alice());
-        let err = srv
-            .verify(101, &wrong, "REGISTER", "not-it", b"")
-            .expect_err("wrong password");
+        let err = srv.verify(101, &wrong, "REGISTER", "not-it", b"").expect_err("wrong password");
         assert_eq!(err, VerifyError::WrongResponse);
         assert!(!err.is_stale());
         assert_eq!(
@@ -1517,33 +1337,21 @@ mod tests {
         ch.nonce = String::from_utf8(bytes).expect("hex stays ASCII");
         let hdr = client.respond(&ch, &alice(), "REGISTER", "sip:orbit.test", b"");
         let tampered = parse_authorization(&hdr).expect("parses");
-        assert_eq!(
-            srv.verify(101, &tampered, "REGISTER", "s3cret", b""),
-            Err(VerifyError::BadNonce)
-        );
+        assert_eq!(srv.verify(101, &tampered, "REGISTER", "s3cret", b""), Err(VerifyError::BadNonce));
 
         // A nonce minted with another secret, and a non-hex nonce.
         let other = DigestServer::with_secret("orbit.test", 30, [9; 32]);
         let forged = answer(&other, &mut client, Algorithm::Md5, 100, &alice());
-        assert_eq!(
-            srv.verify(101, &forged, "REGISTER", "s3cret", b""),
-            Err(VerifyError::BadNonce)
-        );
+        assert_eq!(srv.verify(101, &forged, "REGISTER", "s3cret", b""), Err(VerifyError::BadNonce));
         let mut junk = forged.clone();
         junk.nonce = "not a nonce".into();
-        assert_eq!(
-            srv.verify(101, &junk, "REGISTER", "s3cret", b""),
-            Err(VerifyError::BadNonce)
-        );
+        assert_eq!(srv.verify(101, &junk, "REGISTER", "s3cret", b""), Err(VerifyError::BadNonce));
 
         // Nonce issued for SHA-256 answered with MD5.
         let sha = answer(&srv, &mut client, Algorithm::Sha256, 100, &alice());
         let mut downgraded = sha.clone();
         downgraded.algorithm = Algorithm::Md5;
-        assert_eq!(
-            srv.verify(101, &downgraded, "REGISTER", "s3cret", b""),
-            Err(VerifyError::BadNonce)
-        );
+        assert_eq!(srv.verify(101, &downgraded, "REGISTER", "s3cret", b""), Err(VerifyError::BadNonce));
 
         // Expired: lifetime 30s, so 131 is the last good second.
         let old = answer(&srv, &mut client, Algorithm::Sha256, 100, &alice());
@@ -1552,40 +1360,23 @@ mod tests {
             Err(VerifyError::WrongResponse),
             "stale is only reported for correct digests"
         );
-        let err = srv
-            .verify(131, &old, "REGISTER", "s3cret", b"")
-            .expect_err("expired");
+        let err = srv.verify(131, &old, "REGISTER", "s3cret", b"").expect_err("expired");
         assert_eq!(err, VerifyError::StaleNonce);
         assert!(err.is_stale());
-        assert_eq!(
-            srv.verify(130, &old, "REGISTER", "s3cret", b""),
-            Ok("alice".into())
-        );
+        assert_eq!(srv.verify(130, &old, "REGISTER", "s3cret", b""), Ok("alice".into()));
 
         // Replayed nc.
         let fresh = answer(&srv, &mut client, Algorithm::Md5, 200, &alice());
-        assert_eq!(
-            srv.verify(201, &fresh, "REGISTER", "s3cret", b""),
-            Ok("alice".into())
-        );
-        assert_eq!(
-            srv.verify(202, &fresh, "REGISTER", "s3cret", b""),
-            Err(VerifyError::Replay)
-        );
+        assert_eq!(srv.verify(201, &fresh, "REGISTER", "s3cret", b""), Ok("alice".into()));
+        assert_eq!(srv.verify(202, &fresh, "REGISTER", "s3cret", b""), Err(VerifyError::Replay));
 
         let mut realm = fresh.clone();
         realm.realm = "elsewhere".into();
-        assert_eq!(
-            srv.verify(202, &realm, "REGISTER", "s3cret", b""),
-            Err(VerifyError::WrongRealm)
-        );
+        assert_eq!(srv.verify(202, &realm, "REGISTER", "s3cret", b""), Err(VerifyError::WrongRealm));
 
         let mut no_qop = answer(&srv, &mut client, Algorithm::Md5, 200, &alice());
         no_qop.qop = None;
-        assert_eq!(
-            srv.verify(201, &no_qop, "REGISTER", "s3cret", b""),
-            Err(VerifyError::Malformed("qop is required"))
-        );
+        assert_eq!(srv.verify(201, &no_qop, "REGISTER", "s3cret", b""), Err(VerifyError::Malformed("qop is required")));
         let mut bad_nc = answer(&srv, &mut client, Algorithm::Md5, 200, &alice());
         bad_nc.nc = Some("1".into());
         assert_eq!(
@@ -1599,10 +1390,7 @@ mod tests {
         let srv = server(30);
         let values = srv.challenges(1, &[Algorithm::Sha256, Algorithm::Md5], true);
         assert_eq!(values.len(), 2);
-        let parsed: Vec<Challenge> = values
-            .iter()
-            .map(|v| parse_challenge(v).expect("parses"))
-            .collect();
+        let parsed: Vec<Challenge> = values.iter().map(|v| parse_challenge(v).expect("parses")).collect();
         assert!(parsed.iter().all(|c| c.stale && c.realm == "orbit.test"));
         assert!(parsed.iter().all(|c| c.qop == vec!["auth".to_owned()]));
         assert_eq!(parsed[0].algorithm, Algorithm::Sha256);
@@ -1624,52 +1412,28 @@ mod tests {
         let mut c4 = DigestClient::new();
         let d = answer(&srv, &mut c4, Algorithm::Md5, 11, &alice());
         for x in [&a, &b, &c] {
-            assert_eq!(
-                srv.verify(20, x, "REGISTER", "s3cret", b""),
-                Ok("alice".into())
-            );
+            assert_eq!(srv.verify(20, x, "REGISTER", "s3cret", b""), Ok("alice".into()));
         }
         assert_eq!(srv.replay.highest.len(), 2);
         // `a` was forgotten to make room: replaying it must fail safe (stale), not succeed.
-        assert_eq!(
-            srv.verify(21, &a, "REGISTER", "s3cret", b""),
-            Err(VerifyError::StaleNonce)
-        );
+        assert_eq!(srv.verify(21, &a, "REGISTER", "s3cret", b""), Err(VerifyError::StaleNonce));
         // `d` is newer than anything forgotten, so it is provably unused and accepted; that pushes `b` out.
-        assert_eq!(
-            srv.verify(21, &d, "REGISTER", "s3cret", b""),
-            Ok("alice".into())
-        );
-        assert_eq!(
-            srv.verify(22, &b, "REGISTER", "s3cret", b""),
-            Err(VerifyError::StaleNonce)
-        );
-        assert_eq!(
-            srv.verify(22, &c, "REGISTER", "s3cret", b""),
-            Err(VerifyError::Replay)
-        );
-        assert_eq!(
-            srv.verify(22, &d, "REGISTER", "s3cret", b""),
-            Err(VerifyError::Replay)
-        );
+        assert_eq!(srv.verify(21, &d, "REGISTER", "s3cret", b""), Ok("alice".into()));
+        assert_eq!(srv.verify(22, &b, "REGISTER", "s3cret", b""), Err(VerifyError::StaleNonce));
+        assert_eq!(srv.verify(22, &c, "REGISTER", "s3cret", b""), Err(VerifyError::Replay));
+        assert_eq!(srv.verify(22, &d, "REGISTER", "s3cret", b""), Err(VerifyError::Replay));
     }
 
     #[test]
     fn hmac_matches_rfc4231_case_2() {
         let mac = hmac_sha256(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(
-            to_hex(&mac),
-            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
-        );
+        assert_eq!(to_hex(&mac), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
     }
 
     #[test]
     fn credentials_debug_hides_password() {
         let shown = format!("{:?}", alice());
-        assert!(
-            shown.contains("alice") && !shown.contains("s3cret"),
-            "{shown}"
-        );
+        assert!(shown.contains("alice") && !shown.contains("s3cret"), "{shown}");
         let srv = format!("{:?}", server(1));
         assert!(srv.contains("redacted"), "{srv}");
     }
@@ -1727,12 +1491,9 @@ mod tests {
         let mut parsed_ok = 0usize;
         for i in 0..30_000 {
             let s: String = match i % 3 {
-                0 => (0..rng.random_range(0..24))
-                    .map(|_| PIECES[rng.random_range(0..PIECES.len())])
-                    .collect(),
+                0 => (0..rng.random_range(0..24)).map(|_| PIECES[rng.random_range(0..PIECES.len())]).collect(),
                 1 => {
-                    let bytes: Vec<u8> =
-                        (0..rng.random_range(0..48)).map(|_| rng.random()).collect();
+                    let bytes: Vec<u8> = (0..rng.random_range(0..48)).map(|_| rng.random()).collect();
                     String::from_utf8_lossy(&bytes).into_owned()
                 }
                 _ => {
@@ -1759,10 +1520,7 @@ mod tests {
                 }
             };
             let _ = parse_authorization(&s);
-            if let Some(auth) = parse_authorization(&s)
-                .ok()
-                .filter(|a| a.realm == "orbit.test")
-            {
+            if let Some(auth) = parse_authorization(&s).ok().filter(|a| a.realm == "orbit.test") {
                 let _ = srv.verify(0, &auth, "REGISTER", "pw", b"");
             }
             let _ = best_challenge([s.as_str(), "Digest realm=\"r\", nonce=\"n\""]);
@@ -1790,9 +1548,6 @@ mod tests {
                 assert_eq!(recomputed, auth.response);
             }
         }
-        assert!(
-            parsed_ok > 100,
-            "fuzz reached valid inputs only {parsed_ok} times"
-        );
+        assert!(parsed_ok > 100, "fuzz reached valid inputs only {parsed_ok} times");
     }
 }

@@ -7,8 +7,8 @@
 //! therefore pre-scans the raw bytes itself before handing them to the typed parser.
 
 use rsipstack::sip::headers::make_header;
-pub use rsipstack::sip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode, Uri};
 use rsipstack::sip::{HasHeaders, Version};
+pub use rsipstack::sip::{Header, Headers, Method, Request, Response, SipMessage, StatusCode, Uri};
 use std::fmt::Write as _;
 
 /// Largest message we accept; bigger ones are refused with 513.
@@ -16,8 +16,20 @@ pub const MAX_MESSAGE_SIZE: usize = 64 * 1024;
 
 /// Methods the typed parser knows; anything else is answered 501 before parsing.
 const KNOWN_METHODS: &[&str] = &[
-    "ACK", "BYE", "CANCEL", "INFO", "INVITE", "MESSAGE", "NOTIFY", "OPTIONS", "PRACK", "PUBLISH",
-    "REFER", "REGISTER", "SUBSCRIBE", "UPDATE",
+    "ACK",
+    "BYE",
+    "CANCEL",
+    "INFO",
+    "INVITE",
+    "MESSAGE",
+    "NOTIFY",
+    "OPTIONS",
+    "PRACK",
+    "PUBLISH",
+    "REFER",
+    "REGISTER",
+    "SUBSCRIBE",
+    "UPDATE",
 ];
 
 /// Why an incoming datagram or stream frame could not be used.
@@ -109,10 +121,9 @@ fn raw_head(data: &[u8]) -> Result<RawHead<'_>, String> {
             continue;
         }
         match line.split_once(':') {
-            Some((name, value)) if is_token(name.trim_end()) => headers.push((
-                canonical_name(name.trim_end()).to_string(),
-                value.trim().to_string(),
-            )),
+            Some((name, value)) if is_token(name.trim_end()) => {
+                headers.push((canonical_name(name.trim_end()).to_string(), value.trim().to_string()))
+            }
             _ => bad_lines.push(line),
         }
     }
@@ -129,10 +140,7 @@ fn is_token_byte(b: u8) -> bool {
 
 impl RawHead<'_> {
     fn all(&self, name: &str) -> impl Iterator<Item = &str> {
-        self.headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// A response built from the raw headers (Via, From, To, Call-ID, CSeq copied verbatim),
@@ -188,7 +196,10 @@ pub fn parse(data: &[u8]) -> Result<SipMessage, ParseError> {
             return Err(bad(format!("bad method {method:?}")));
         }
         if !KNOWN_METHODS.contains(&method) {
-            return Err(ParseError::UnknownMethod { method: method.to_string(), reply: raw.reply(501, "Not Implemented") });
+            return Err(ParseError::UnknownMethod {
+                method: method.to_string(),
+                reply: raw.reply(501, "Not Implemented"),
+            });
         }
         if !has_scheme(uri) {
             return Err(bad(format!("bad Request-URI {uri:?}")));
@@ -564,10 +575,7 @@ pub fn uri_param(params: &str, name: &str) -> Option<String> {
 pub trait MessageExt: HasHeaders {
     /// First value of a header (compact forms already expanded by the parser).
     fn header(&self, name: &str) -> Option<String> {
-        self.headers()
-            .iter()
-            .find(|h| h.name().eq_ignore_ascii_case(name))
-            .map(|h| h.value().trim().to_string())
+        self.headers().iter().find(|h| h.name().eq_ignore_ascii_case(name)).map(|h| h.value().trim().to_string())
     }
     /// Every value of a header, in order.
     fn headers_named(&self, name: &str) -> Vec<String> {
@@ -602,6 +610,7 @@ pub trait MessageExt: HasHeaders {
         (n, it.next().unwrap_or_default().to_string())
     }
     /// The tag of the From header.
+    #[allow(clippy::wrong_self_convention)] // the SIP From header's tag, not a conversion
     fn from_tag(&self) -> Option<String> {
         self.header("From").and_then(|v| header_param(&v, "tag"))
     }
@@ -639,7 +648,12 @@ pub fn status_text(resp: &Response) -> String {
 }
 
 /// Build a request; headers are given in order as (name, value).
-pub fn request(method: Method, uri: &str, headers: Vec<(&str, String)>, body: Vec<u8>) -> Result<Request, rsipstack::sip::Error> {
+pub fn request(
+    method: Method,
+    uri: &str,
+    headers: Vec<(&str, String)>,
+    body: Vec<u8>,
+) -> Result<Request, rsipstack::sip::Error> {
     let mut uri: Uri = rsipstack::sip::parse_uri(uri)?;
     unescape_userinfo(&mut uri);
     let mut req = Request { method, uri, version: Version::V2, headers: Headers::default(), body };
@@ -653,7 +667,8 @@ pub fn request(method: Method, uri: &str, headers: Vec<(&str, String)>, body: Ve
 /// a To tag added when `to_tag` is given and the request had none.
 pub fn response_to(req: &Request, code: u16, to_tag: Option<&str>) -> Response {
     let status_code = StatusCode::from(code);
-    let mut resp = Response { status_code, wire_reason: None, version: Version::V2, headers: Headers::default(), body: vec![] };
+    let mut resp =
+        Response { status_code, wire_reason: None, version: Version::V2, headers: Headers::default(), body: vec![] };
     for v in req.headers_named("Via") {
         resp.add_header("Via", v);
     }

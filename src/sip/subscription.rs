@@ -113,6 +113,9 @@ mod tests {
         assert_eq!((t.state, t.reason.as_deref()), (SubState::Terminated, Some("timeout")));
         assert!(SubscriptionState::parse("bogus").is_none());
         assert_eq!(SubscriptionState::header(SubState::Active, Duration::from_secs(30), None), "active;expires=30");
-        assert_eq!(SubscriptionState::header(SubState::Terminated, Duration::ZERO, Some("timeout")), "terminated;reason=timeout");
+        assert_eq!(
+            SubscriptionState::header(SubState::Terminated, Duration::ZERO, Some("timeout")),
+            "terminated;reason=timeout"
+        );
     }
 }

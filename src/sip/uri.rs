@@ -25,4 +25,3 @@ pub fn uri_socket_addr(uri: &str, default_port: u16) -> Option<SocketAddr> {
     let ip: std::net::IpAddr = hp.trim_matches(['[', ']']).parse().ok()?;
     Some(SocketAddr::new(ip, default_port))
 }
-

@@ -19,29 +19,13 @@ pub struct AccountForm {
 impl AccountForm {
     /// A form filled with `account`; `first_run` changes the greeting and hides Cancel.
     pub fn new(account: AccountSettings, first_run: bool) -> AccountForm {
-        AccountForm {
-            account,
-            password: String::new(),
-            first_run,
-            error: None,
-        }
+        AccountForm { account, password: String::new(), first_run, error: None }
     }
 
-    fn field(
-        ui: &mut egui::Ui,
-        label: &str,
-        value: &mut String,
-        hint: &str,
-        password: bool,
-    ) -> egui::Response {
+    fn field(ui: &mut egui::Ui, label: &str, value: &mut String, hint: &str, password: bool) -> egui::Response {
         let l = ui.label(label);
         let r = ui
-            .add(
-                egui::TextEdit::singleline(value)
-                    .hint_text(hint)
-                    .password(password)
-                    .desired_width(300.0),
-            )
+            .add(egui::TextEdit::singleline(value).hint_text(hint).password(password).desired_width(300.0))
             .labelled_by(l.id);
         ui.end_row();
         r
@@ -50,82 +34,32 @@ impl AccountForm {
     /// Draw the form.
     pub fn show(&mut self, ui: &mut egui::Ui, actions: &mut Vec<Action>) {
         ui.add_space(12.0);
-        ui.heading(if self.first_run {
-            "Welcome to Orbit — set up your SIP account"
-        } else {
-            "SIP account"
-        });
+        ui.heading(if self.first_run { "Welcome to Orbit — set up your SIP account" } else { "SIP account" });
         ui.add_space(8.0);
         let mut submit = false;
-        egui::Grid::new("account")
-            .num_columns(2)
-            .spacing([12.0, 8.0])
-            .show(ui, |ui| {
-                Self::field(
-                    ui,
-                    "SIP address",
-                    &mut self.account.address,
-                    "alice@example.com",
-                    false,
-                );
-                let pw = Self::field(
-                    ui,
-                    "Password",
-                    &mut self.password,
-                    "asked at each start",
-                    true,
-                );
-                submit |= pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-                Self::field(
-                    ui,
-                    "Display name",
-                    &mut self.account.display_name,
-                    "Alice Smith",
-                    false,
-                );
-                Self::field(
-                    ui,
-                    "Server or proxy",
-                    &mut self.account.proxy,
-                    "empty: the address's domain",
-                    false,
-                );
-                Self::field(
-                    ui,
-                    "Authentication user",
-                    &mut self.account.auth_user,
-                    "empty: the address's user",
-                    false,
-                );
-                let l = ui.label("Transport");
-                egui::ComboBox::from_id_salt("transport")
-                    .selected_text(self.account.transport.to_uppercase())
-                    .show_ui(ui, |ui| {
-                        for t in ["udp", "tcp", "tls"] {
-                            ui.selectable_value(
-                                &mut self.account.transport,
-                                t.to_string(),
-                                t.to_uppercase(),
-                            );
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-                ui.end_row();
-                Self::field(
-                    ui,
-                    "Park service",
-                    &mut self.account.park_uri,
-                    "empty: sip:park@<domain>",
-                    false,
-                );
-                ui.label("");
-                ui.checkbox(
-                    &mut self.account.register,
-                    "Register with the server (off: direct calls by IP only)",
-                );
-                ui.end_row();
-            });
+        egui::Grid::new("account").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
+            Self::field(ui, "SIP address", &mut self.account.address, "alice@example.com", false);
+            let pw = Self::field(ui, "Password", &mut self.password, "asked at each start", true);
+            submit |= pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            Self::field(ui, "Display name", &mut self.account.display_name, "Alice Smith", false);
+            Self::field(ui, "Server or proxy", &mut self.account.proxy, "empty: the address's domain", false);
+            Self::field(ui, "Authentication user", &mut self.account.auth_user, "empty: the address's user", false);
+            let l = ui.label("Transport");
+            egui::ComboBox::from_id_salt("transport")
+                .selected_text(self.account.transport.to_uppercase())
+                .show_ui(ui, |ui| {
+                    for t in ["udp", "tcp", "tls"] {
+                        ui.selectable_value(&mut self.account.transport, t.to_string(), t.to_uppercase());
+                    }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.end_row();
+            Self::field(ui, "Park service", &mut self.account.park_uri, "empty: sip:park@<domain>", false);
+            ui.label("");
+            ui.checkbox(&mut self.account.register, "Register with the server (off: direct calls by IP only)");
+            ui.end_row();
+        });
         ui.add_space(8.0);
         ui.label(
             RichText::new("Orbit has no keyring support yet: your password is kept in memory only, never written to a file, and asked for each time Orbit starts.")
@@ -136,9 +70,7 @@ impl AccountForm {
             ui.label(RichText::new(e).color(BAD));
         }
         ui.horizontal(|ui| {
-            submit |= ui
-                .add(egui::Button::new(RichText::new("Sign in").strong()))
-                .clicked();
+            submit |= ui.add(egui::Button::new(RichText::new("Sign in").strong())).clicked();
             if !self.first_run && ui.button("Cancel").clicked() {
                 actions.push(Action::CancelAccount);
             }
@@ -146,10 +78,7 @@ impl AccountForm {
         if submit {
             match self.account.problem() {
                 Some(p) => self.error = Some(p),
-                None => actions.push(Action::SignIn {
-                    account: self.account.clone(),
-                    password: self.password.clone(),
-                }),
+                None => actions.push(Action::SignIn { account: self.account.clone(), password: self.password.clone() }),
             }
         }
     }

@@ -32,10 +32,7 @@ pub enum Action {
     /// Leave the account form without changes.
     CancelAccount,
     /// Save the account and (re)start the phone with it.
-    SignIn {
-        account: AccountSettings,
-        password: String,
-    },
+    SignIn { account: AccountSettings, password: String },
     /// Forget a notice.
     DismissNotice(usize),
 }
@@ -96,10 +93,7 @@ enum Engine {
     /// Started; events are forwarded from the first frame that has a context.
     Ready(PhoneHandle),
     /// Running.
-    Running {
-        commands: mpsc::Sender<Command>,
-        events: mpsc::UnboundedReceiver<Event>,
-    },
+    Running { commands: mpsc::Sender<Command>, events: mpsc::UnboundedReceiver<Event> },
 }
 
 /// The Orbit window.
@@ -133,9 +127,7 @@ impl OrbitApp {
             model.history = settings::load_history(dir);
         }
         if let Some(e) = settings_error {
-            model.notice(format!(
-                "Your settings could not be read ({e}); please enter the account again."
-            ));
+            model.notice(format!("Your settings could not be read ({e}); please enter the account again."));
         }
         let mut app = OrbitApp {
             rt: opts.runtime,
@@ -152,12 +144,7 @@ impl OrbitApp {
             local: HashMap::new(),
         };
         match opts.start {
-            Start::Form => {
-                app.form = Some(AccountForm::new(
-                    app.settings.account().cloned().unwrap_or_default(),
-                    true,
-                ))
-            }
+            Start::Form => app.form = Some(AccountForm::new(app.settings.account().cloned().unwrap_or_default(), true)),
             Start::Saved { password } => match (app.settings.account().cloned(), password) {
                 (Some(acc), Some(pw)) => app.sign_in(acc, pw),
                 (Some(acc), None) => app.form = Some(AccountForm::new(acc, false)),
@@ -173,11 +160,7 @@ impl OrbitApp {
             }
             Start::Running { phone, registers } => {
                 app.engine = Engine::Ready(phone);
-                app.model.registration = if registers {
-                    Registration::Registering
-                } else {
-                    Registration::Direct
-                };
+                app.model.registration = if registers { Registration::Registering } else { Registration::Direct };
             }
         }
         app
@@ -198,10 +181,7 @@ impl OrbitApp {
         &self.model
     }
 
-    fn start_engine(
-        &mut self,
-        start: impl std::future::Future<Output = Result<PhoneHandle, String>> + Send + 'static,
-    ) {
+    fn start_engine(&mut self, start: impl std::future::Future<Output = Result<PhoneHandle, String>> + Send + 'static) {
         let (tx, rx) = oneshot::channel();
         self.rt.spawn(async move {
             let _ = tx.send(start.await);
@@ -224,13 +204,7 @@ impl OrbitApp {
         let register = account.register;
         self.start_engine(async move {
             let acc = account.to_account(Some(password)).await?;
-            phone_driver::start(PhoneConfig {
-                account: acc,
-                listen,
-                ca_file: None,
-                audio: Default::default(),
-            })
-            .await
+            phone_driver::start(PhoneConfig { account: acc, listen, ca_file: None, audio: Default::default() }).await
         });
         if !register {
             self.model.registration = Registration::Direct;
@@ -260,9 +234,7 @@ impl OrbitApp {
             }
         }
         if matches!(self.engine, Engine::Ready(_)) {
-            let Engine::Ready(handle) = std::mem::replace(&mut self.engine, Engine::Off) else {
-                unreachable!()
-            };
+            let Engine::Ready(handle) = std::mem::replace(&mut self.engine, Engine::Off) else { unreachable!() };
             self.engine = self.forward(handle, ctx.clone());
             if matches!(self.model.registration, Registration::Offline) {
                 self.model.registration = Registration::Registering;
@@ -280,10 +252,7 @@ impl OrbitApp {
             while let Ok(ev) = events.try_recv() {
                 let direct = matches!(self.model.registration, Registration::Direct);
                 self.model.apply(ev, clock);
-                if direct
-                    && matches!(self.model.registration, Registration::Offline)
-                    && !self.model.stopped
-                {
+                if direct && matches!(self.model.registration, Registration::Offline) && !self.model.stopped {
                     self.model.registration = Registration::Direct;
                 }
                 n += 1;
@@ -302,11 +271,7 @@ impl OrbitApp {
     /// A task that moves events from the engine to the window and wakes it: the window
     /// sleeps until something happens.
     fn forward(&mut self, handle: PhoneHandle, ctx: egui::Context) -> Engine {
-        let PhoneHandle {
-            commands,
-            mut events,
-            local,
-        } = handle;
+        let PhoneHandle { commands, mut events, local } = handle;
         self.local = local;
         let (tx, rx) = mpsc::unbounded_channel();
         self.rt.spawn(async move {
@@ -317,10 +282,7 @@ impl OrbitApp {
                 ctx.request_repaint();
             }
         });
-        Engine::Running {
-            commands,
-            events: rx,
-        }
+        Engine::Running { commands, events: rx }
     }
 
     fn send(&mut self, cmd: Command) {
@@ -353,12 +315,7 @@ impl OrbitApp {
                     Err(e) => self.view.copy_error = Some(e),
                 },
                 Action::Close(call) => {
-                    let live = self
-                        .model
-                        .calls
-                        .get(&call)
-                        .and_then(|c| c.park.as_ref())
-                        .is_some_and(|p| p.is_live());
+                    let live = self.model.calls.get(&call).and_then(|c| c.park.as_ref()).is_some_and(|p| p.is_live());
                     if live {
                         self.view.hidden.insert(call);
                     } else {
@@ -420,14 +377,8 @@ impl OrbitApp {
         self.apply_style(&ctx);
         self.poll(&ctx, &clock);
         self.model.tick(&clock);
-        self.view
-            .hidden
-            .retain(|c| self.model.calls.contains_key(c));
-        if self
-            .view
-            .copied
-            .is_some_and(|(_, at)| clock.unix - at > 3.0)
-        {
+        self.view.hidden.retain(|c| self.model.calls.contains_key(c));
+        if self.view.copied.is_some_and(|(_, at)| clock.unix - at > 3.0) {
             self.view.copied = None;
         }
         let mut actions = self.shortcuts(&ctx);
@@ -437,23 +388,11 @@ impl OrbitApp {
             egui::CentralPanel::default().show(ui, |ui| form.show(ui, &mut actions));
         } else {
             main_window::show(ui, &self.model, &mut self.view, &clock, &mut actions);
-            let visible: Vec<CallNo> = self
-                .model
-                .conversations()
-                .map(|c| c.no)
-                .filter(|c| !self.view.hidden.contains(c))
-                .collect();
+            let visible: Vec<CallNo> =
+                self.model.conversations().map(|c| c.no).filter(|c| !self.view.hidden.contains(c)).collect();
             for (i, no) in visible.iter().enumerate() {
                 if let Some(call) = self.model.calls.get(no) {
-                    conversation::show(
-                        &ctx,
-                        i,
-                        call,
-                        &self.model,
-                        &mut self.view,
-                        &clock,
-                        &mut actions,
-                    );
+                    conversation::show(&ctx, i, call, &self.model, &mut self.view, &clock, &mut actions);
                 }
             }
             incoming::show(&ctx, &self.model, &mut actions);
@@ -476,9 +415,7 @@ impl OrbitApp {
             next = Some(next.map_or(clock.unix + 0.1, |n| n.min(clock.unix + 0.1)));
         }
         if let Some(at) = next {
-            ctx.request_repaint_after(Duration::from_secs_f64(
-                (at - clock.unix).clamp(0.0, 3600.0) + 0.01,
-            ));
+            ctx.request_repaint_after(Duration::from_secs_f64((at - clock.unix).clamp(0.0, 3600.0) + 0.01));
         }
     }
 
@@ -492,9 +429,7 @@ impl OrbitApp {
                 match events.try_recv() {
                     Ok(Event::Stopped) | Err(mpsc::error::TryRecvError::Disconnected) => break,
                     Ok(_) => {}
-                    Err(mpsc::error::TryRecvError::Empty) => {
-                        std::thread::sleep(Duration::from_millis(20))
-                    }
+                    Err(mpsc::error::TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         }

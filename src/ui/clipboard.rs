@@ -19,14 +19,10 @@ pub struct SystemClipboard {
 impl Clipboard for SystemClipboard {
     fn set_text(&mut self, text: &str) -> Result<(), String> {
         if self.inner.is_none() {
-            self.inner = Some(
-                arboard::Clipboard::new().map_err(|e| format!("No clipboard available ({e})"))?,
-            );
+            self.inner = Some(arboard::Clipboard::new().map_err(|e| format!("No clipboard available ({e})"))?);
         }
         match self.inner.as_mut() {
-            Some(c) => c
-                .set_text(text.to_string())
-                .map_err(|e| format!("Could not copy ({e})")),
+            Some(c) => c.set_text(text.to_string()).map_err(|e| format!("Could not copy ({e})")),
             None => Err("No clipboard available".into()),
         }
     }
@@ -47,10 +43,7 @@ impl MemoryClipboard {
 
 impl Clipboard for MemoryClipboard {
     fn set_text(&mut self, text: &str) -> Result<(), String> {
-        let mut t = self
-            .text
-            .lock()
-            .map_err(|_| "clipboard lock poisoned".to_string())?;
+        let mut t = self.text.lock().map_err(|_| "clipboard lock poisoned".to_string())?;
         *t = Some(text.to_string());
         Ok(())
     }

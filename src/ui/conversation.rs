@@ -27,14 +27,8 @@ fn status_line(call: &Call, clock: &Clock) -> (String, Color32) {
             }
         }
         Phase::Ended { reason } => {
-            let t = call
-                .talk_seconds(clock)
-                .map(|s| format!(" · {}", text::duration(s)))
-                .unwrap_or_default();
-            (
-                format!("Call ended: {}{t}", text::end_reason(reason)),
-                Color32::GRAY,
-            )
+            let t = call.talk_seconds(clock).map(|s| format!(" · {}", text::duration(s))).unwrap_or_default();
+            (format!("Call ended: {}{t}", text::end_reason(reason)), Color32::GRAY)
         }
     }
 }
@@ -60,34 +54,20 @@ pub fn show(
         .show(ctx, |ui| body(ui, call, model, view, clock, actions));
 }
 
-fn body(
-    ui: &mut egui::Ui,
-    call: &Call,
-    model: &Model,
-    view: &mut ViewState,
-    clock: &Clock,
-    actions: &mut Vec<Action>,
-) {
+fn body(ui: &mut egui::Ui, call: &Call, model: &Model, view: &mut ViewState, clock: &Clock, actions: &mut Vec<Action>) {
     let no = call.no;
     ui.label(RichText::new(call.who()).size(22.0).strong());
     ui.label(RichText::new(main_window::party_line(call)).weak());
     let handed_to_park = call.is_ended() && call.park.is_some();
     if handed_to_park {
         // The park section below says where the call is; our own leg's end is a detail.
-        let talked = call
-            .talk_seconds(clock)
-            .map(text::duration)
-            .unwrap_or_default();
+        let talked = call.talk_seconds(clock).map(text::duration).unwrap_or_default();
         ui.label(RichText::new(format!("You talked {talked}")).weak());
     } else {
         let (status, colour) = status_line(call, clock);
         ui.label(RichText::new(status).color(colour).strong());
     }
-    if let Some(codec) = call
-        .codec
-        .as_ref()
-        .filter(|_| call.phase == Phase::Established)
-    {
+    if let Some(codec) = call.codec.as_ref().filter(|_| call.phase == Phase::Established) {
         ui.label(RichText::new(format!("Audio: {codec}")).weak().small());
     }
     if !call.dtmf_in.is_empty() {
@@ -115,10 +95,7 @@ fn body(
                     actions.push(Action::Send(cmd));
                 }
                 let keypad_open = view.keypad.contains(&no);
-                if ui
-                    .add_enabled(up, egui::Button::new("Keypad").selected(keypad_open))
-                    .clicked()
-                {
+                if ui.add_enabled(up, egui::Button::new("Keypad").selected(keypad_open)).clicked() {
                     if keypad_open {
                         view.keypad.remove(&no);
                     } else {
@@ -126,10 +103,7 @@ fn body(
                     }
                 }
                 let transfer_open = view.transfer.contains_key(&no);
-                if ui
-                    .add_enabled(up, egui::Button::new("Transfer").selected(transfer_open))
-                    .clicked()
-                {
+                if ui.add_enabled(up, egui::Button::new("Transfer").selected(transfer_open)).clicked() {
                     if transfer_open {
                         view.transfer.remove(&no);
                     } else {
@@ -137,10 +111,7 @@ fn body(
                     }
                 }
                 let park = ui
-                    .add_enabled(
-                        up && !parking,
-                        egui::Button::new(RichText::new("Park").strong()),
-                    )
+                    .add_enabled(up && !parking, egui::Button::new(RichText::new("Park").strong()))
                     .on_hover_text("Park this call on an orbit (Ctrl+P)");
                 if park.clicked() {
                     actions.push(Action::Send(Command::Park { call: Some(no) }));
@@ -161,10 +132,7 @@ fn body(
         if up && view.keypad.contains(&no) {
             ui.add_space(6.0);
             if let Some(key) = main_window::keypad(ui, &format!("Keypad for call {no}"), 52.0) {
-                actions.push(Action::Send(Command::Dtmf {
-                    digits: key.to_string(),
-                    call: Some(no),
-                }));
+                actions.push(Action::Send(Command::Dtmf { digits: key.to_string(), call: Some(no) }));
             }
         }
         if up && view.transfer.contains_key(&no) {
@@ -183,60 +151,36 @@ fn body(
     }
     if call.is_ended() {
         ui.add_space(6.0);
-        let label = if parking {
-            "Close (the call stays parked)"
-        } else {
-            "Close"
-        };
+        let label = if parking { "Close (the call stays parked)" } else { "Close" };
         if ui.button(label).clicked() {
             actions.push(Action::Close(no));
         }
     }
 }
 
-fn transfer_row(
-    ui: &mut egui::Ui,
-    call: &Call,
-    model: &Model,
-    view: &mut ViewState,
-    actions: &mut Vec<Action>,
-) {
+fn transfer_row(ui: &mut egui::Ui, call: &Call, model: &Model, view: &mut ViewState, actions: &mut Vec<Action>) {
     let no = call.no;
     ui.add_space(6.0);
     let label = ui.label("Transfer to");
     let target = view.transfer.entry(no).or_default();
     ui.horizontal(|ui| {
         let edit = ui
-            .add(
-                egui::TextEdit::singleline(target)
-                    .hint_text("number or address")
-                    .desired_width(180.0),
-            )
+            .add(egui::TextEdit::singleline(target).hint_text("number or address").desired_width(180.0))
             .labelled_by(label.id);
         let enter = edit.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
         let go = ui.add_enabled(!target.trim().is_empty(), egui::Button::new("Transfer now"));
         if (enter || go.clicked()) && !target.trim().is_empty() {
-            actions.push(Action::Send(Command::Transfer {
-                target: target.trim().to_string(),
-                call: Some(no),
-            }));
+            actions.push(Action::Send(Command::Transfer { target: target.trim().to_string(), call: Some(no) }));
         }
     });
     // Attended: connect this call to another one we have up.
-    for other in model
-        .calls
-        .values()
-        .filter(|c| c.no != no && c.phase == Phase::Established)
-    {
+    for other in model.calls.values().filter(|c| c.no != no && c.phase == Phase::Established) {
         if ui
             .button(format!("Connect to {}", other.who()))
             .on_hover_text("Attended transfer: join the two calls and leave")
             .clicked()
         {
-            actions.push(Action::Send(Command::TransferAttended {
-                a: no,
-                b: other.no,
-            }));
+            actions.push(Action::Send(Command::TransferAttended { a: no, b: other.no }));
         }
     }
 }
@@ -259,31 +203,17 @@ fn park_section(
                     .link(main_window::orbit_link_text(ui, &o.orbit, 22.0))
                     .on_hover_text(format!("Pick the call back up ({})", o.retrieve_uri));
                 if link.clicked() {
-                    actions.push(Action::Send(Command::Retrieve {
-                        target: o.retrieve_uri.clone(),
-                    }));
+                    actions.push(Action::Send(Command::Retrieve { target: o.retrieve_uri.clone() }));
                 }
-                if ui
-                    .button("Copy")
-                    .on_hover_text("Copy a line to paste into a chat")
-                    .clicked()
-                {
-                    actions.push(Action::Copy {
-                        call: call.no,
-                        text: text::im_line(o),
-                    });
+                if ui.button("Copy").on_hover_text("Copy a line to paste into a chat").clicked() {
+                    actions.push(Action::Copy { call: call.no, text: text::im_line(o) });
                 }
             });
             if let Some(s) = park.ringback_in(clock) {
                 ui.label(text::ringback_countdown(s));
             }
             ui.label(
-                RichText::new(format!(
-                    "Anyone can dial {} to pick up {}.",
-                    o.orbit,
-                    text::friendly(&o.parkee)
-                ))
-                .weak(),
+                RichText::new(format!("Anyone can dial {} to pick up {}.", o.orbit, text::friendly(&o.parkee))).weak(),
             );
         }
         (state, _) => {

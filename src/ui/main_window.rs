@@ -17,19 +17,13 @@ pub const BAD: Color32 = Color32::from_rgb(0xd7, 0x3a, 0x49);
 
 /// The status line's words: "Registered as alice@example.com", "Not registered: wrong password".
 pub fn registration_text(model: &Model) -> String {
-    let who = text::bare_uri(&model.account)
-        .trim_start_matches("sip:")
-        .trim_start_matches("sips:")
-        .to_string();
+    let who = text::bare_uri(&model.account).trim_start_matches("sip:").trim_start_matches("sips:").to_string();
     match &model.registration {
         Registration::Offline if who.is_empty() => "Offline: no account".into(),
         Registration::Offline => format!("Offline ({who})"),
         Registration::Registering => format!("Signing in as {who}…"),
         Registration::Registered { .. } => format!("Registered as {who}"),
-        Registration::Failed { reason } => format!(
-            "Not registered ({who}): {}",
-            text::error(reason).to_lowercase()
-        ),
+        Registration::Failed { reason } => format!("Not registered ({who}): {}", text::error(reason).to_lowercase()),
         Registration::Direct => format!("{who}: direct calls only (not registering)"),
     }
 }
@@ -53,11 +47,7 @@ pub fn status_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>)
             ui.painter().circle_filled(rect.center(), 5.0, colour);
             ui.label(RichText::new(registration_text(model)).strong());
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if ui
-                    .button("Account")
-                    .on_hover_text("Change the SIP account")
-                    .clicked()
-                {
+                if ui.button("Account").on_hover_text("Change the SIP account").clicked() {
                     actions.push(Action::EditAccount);
                 }
             });
@@ -74,11 +64,7 @@ pub fn notices_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>
     egui::Panel::bottom("notices").show(ui, |ui| {
         for (i, n) in model.notices.iter().enumerate() {
             ui.horizontal(|ui| {
-                if ui
-                    .small_button("Dismiss")
-                    .on_hover_text("Hide this message")
-                    .clicked()
-                {
+                if ui.small_button("Dismiss").on_hover_text("Hide this message").clicked() {
                     actions.push(Action::DismissNotice(i));
                 }
                 ui.add(egui::Label::new(n).wrap());
@@ -89,24 +75,13 @@ pub fn notices_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>
 
 /// An orbit number drawn as a link (underlined, link colour): clicking it retrieves the call.
 pub fn orbit_link_text(ui: &egui::Ui, orbit: &str, size: f32) -> RichText {
-    RichText::new(orbit)
-        .size(size)
-        .underline()
-        .color(ui.visuals().hyperlink_color)
+    RichText::new(orbit).size(size).underline().color(ui.visuals().hyperlink_color)
 }
 
 /// The call that Ctrl+P parks: the newest established call that we do not hold, else any established.
 pub fn active_call(model: &Model) -> Option<CallNo> {
-    let up = || {
-        model
-            .calls
-            .values()
-            .rev()
-            .filter(|c| c.phase == Phase::Established)
-    };
-    up().find(|c| !c.held_local)
-        .or_else(|| up().next())
-        .map(|c| c.no)
+    let up = || model.calls.values().rev().filter(|c| c.phase == Phase::Established);
+    up().find(|c| !c.held_local).or_else(|| up().next()).map(|c| c.no)
 }
 
 /// The outgoing call that Esc cancels.
@@ -115,36 +90,26 @@ pub fn ringing_outgoing(model: &Model) -> Option<CallNo> {
         .calls
         .values()
         .rev()
-        .find(|c| {
-            c.direction == Direction::Outgoing && matches!(c.phase, Phase::Dialing | Phase::Ringing)
-        })
+        .find(|c| c.direction == Direction::Outgoing && matches!(c.phase, Phase::Dialing | Phase::Ringing))
         .map(|c| c.no)
 }
 
-const KEYS: [[&str; 3]; 4] = [
-    ["1", "2", "3"],
-    ["4", "5", "6"],
-    ["7", "8", "9"],
-    ["*", "0", "#"],
-];
+const KEYS: [[&str; 3]; 4] = [["1", "2", "3"], ["4", "5", "6"], ["7", "8", "9"], ["*", "0", "#"]];
 
 /// A 4×3 keypad; returns the key pressed. `name` prefixes each key's accessible name.
 pub fn keypad(ui: &mut egui::Ui, name: &str, key_width: f32) -> Option<&'static str> {
     let mut pressed = None;
-    egui::Grid::new(("keypad", name))
-        .spacing([6.0, 6.0])
-        .show(ui, |ui| {
-            for row in KEYS {
-                for key in row {
-                    let b = egui::Button::new(RichText::new(key).size(18.0))
-                        .min_size(egui::vec2(key_width, 34.0));
-                    if ui.add(b).accessible_name(format!("{name} {key}")).clicked() {
-                        pressed = Some(key);
-                    }
+    egui::Grid::new(("keypad", name)).spacing([6.0, 6.0]).show(ui, |ui| {
+        for row in KEYS {
+            for key in row {
+                let b = egui::Button::new(RichText::new(key).size(18.0)).min_size(egui::vec2(key_width, 34.0));
+                if ui.add(b).accessible_name(format!("{name} {key}")).clicked() {
+                    pressed = Some(key);
                 }
-                ui.end_row();
             }
-        });
+            ui.end_row();
+        }
+    });
     pressed
 }
 
@@ -156,7 +121,8 @@ fn orbits_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
     ui.heading("Orbits");
     for (orbit, parkee) in &model.orbits {
         ui.horizontal(|ui| {
-            let link = ui.link(RichText::new(orbit.as_str()).strong()).on_hover_text(format!("Pick up the call on {orbit}"));
+            let link =
+                ui.link(RichText::new(orbit.as_str()).strong()).on_hover_text(format!("Pick up the call on {orbit}"));
             if link.clicked() {
                 actions.push(Action::Send(Command::Retrieve { target: orbit.clone() }));
             }
@@ -168,26 +134,17 @@ fn orbits_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>) {
 }
 
 /// Dial entry, dial pad, Parked calls, Recent calls.
-pub fn show(
-    ui: &mut egui::Ui,
-    model: &Model,
-    view: &mut ViewState,
-    clock: &Clock,
-    actions: &mut Vec<Action>,
-) {
-    egui::Panel::left("phone")
-        .resizable(false)
-        .exact_size(300.0)
-        .show(ui, |ui| {
-            ui.add_space(8.0);
-            dialer(ui, view, actions);
-            ui.add_space(10.0);
-            ui.separator();
-            parked_panel(ui, model, clock, view, actions);
-            ui.separator();
-            orbits_panel(ui, model, actions);
-            recent(ui, model, clock, actions);
-        });
+pub fn show(ui: &mut egui::Ui, model: &Model, view: &mut ViewState, clock: &Clock, actions: &mut Vec<Action>) {
+    egui::Panel::left("phone").resizable(false).exact_size(300.0).show(ui, |ui| {
+        ui.add_space(8.0);
+        dialer(ui, view, actions);
+        ui.add_space(10.0);
+        ui.separator();
+        parked_panel(ui, model, clock, view, actions);
+        ui.separator();
+        orbits_panel(ui, model, actions);
+        recent(ui, model, clock, actions);
+    });
     egui::CentralPanel::default().show(ui, |ui| {
         let open = model.conversations().filter(|c| !view.hidden.contains(&c.no)).count();
         if open == 0 && model.incoming().next().is_none() {
@@ -215,9 +172,7 @@ fn dialer(ui: &mut egui::Ui, view: &mut ViewState, actions: &mut Vec<Action>) {
             egui::Button::new(RichText::new("Call").strong()).fill(OK.gamma_multiply(0.8)),
         );
         if (enter || call.clicked()) && !view.dial.trim().is_empty() {
-            actions.push(Action::Send(Command::Dial {
-                target: view.dial.trim().to_string(),
-            }));
+            actions.push(Action::Send(Command::Dial { target: view.dial.trim().to_string() }));
         }
     });
     ui.add_space(6.0);
@@ -226,13 +181,7 @@ fn dialer(ui: &mut egui::Ui, view: &mut ViewState, actions: &mut Vec<Action>) {
     }
 }
 
-fn parked_panel(
-    ui: &mut egui::Ui,
-    model: &Model,
-    clock: &Clock,
-    view: &mut ViewState,
-    actions: &mut Vec<Action>,
-) {
+fn parked_panel(ui: &mut egui::Ui, model: &Model, clock: &Clock, view: &mut ViewState, actions: &mut Vec<Action>) {
     ui.heading("Parked calls");
     let mut any = false;
     for (call, park, orbit) in model.parked() {
@@ -240,14 +189,9 @@ fn parked_panel(
         ui.horizontal(|ui| {
             let link = ui
                 .link(orbit_link_text(ui, &orbit.orbit, 16.0))
-                .on_hover_text(format!(
-                    "Pick up the call from {}",
-                    text::friendly(&orbit.parkee)
-                ));
+                .on_hover_text(format!("Pick up the call from {}", text::friendly(&orbit.parkee)));
             if link.clicked() {
-                actions.push(Action::Send(Command::Retrieve {
-                    target: orbit.retrieve_uri.clone(),
-                }));
+                actions.push(Action::Send(Command::Retrieve { target: orbit.retrieve_uri.clone() }));
             }
             // The party reopens the conversation window if it was closed.
             let who = text::friendly(&orbit.parkee);
@@ -293,31 +237,21 @@ fn recent(ui: &mut egui::Ui, model: &Model, clock: &Clock, actions: &mut Vec<Act
         ui.label(RichText::new("No calls yet").weak());
         return;
     }
-    egui::ScrollArea::vertical()
-        .auto_shrink([false, true])
-        .show(ui, |ui| {
-            for h in model.history.iter().take(30) {
-                ui.horizontal(|ui| {
-                    let colour = if h.outcome == Outcome::Missed {
-                        BAD
-                    } else {
-                        ui.visuals().text_color()
-                    };
-                    let b = ui
-                        .add(egui::Button::new(RichText::new(&h.name).color(colour)).frame(false))
-                        .on_hover_text(format!("Call {} again", h.uri))
-                        .accessible_name(format!("Call {} again", h.name));
-                    if b.clicked() {
-                        actions.push(Action::Send(Command::Dial {
-                            target: h.uri.clone(),
-                        }));
-                    }
-                    ui.label(
-                        RichText::new(format!("{} · {}", clock.hhmm(h.at), outcome_text(h))).weak(),
-                    );
-                });
-            }
-        });
+    egui::ScrollArea::vertical().auto_shrink([false, true]).show(ui, |ui| {
+        for h in model.history.iter().take(30) {
+            ui.horizontal(|ui| {
+                let colour = if h.outcome == Outcome::Missed { BAD } else { ui.visuals().text_color() };
+                let b = ui
+                    .add(egui::Button::new(RichText::new(&h.name).color(colour)).frame(false))
+                    .on_hover_text(format!("Call {} again", h.uri))
+                    .accessible_name(format!("Call {} again", h.name));
+                if b.clicked() {
+                    actions.push(Action::Send(Command::Dial { target: h.uri.clone() }));
+                }
+                ui.label(RichText::new(format!("{} · {}", clock.hhmm(h.at), outcome_text(h))).weak());
+            });
+        }
+    });
 }
 
 /// The party line under a conversation's heading.

@@ -18,10 +18,7 @@ impl Clock {
     /// The wall clock, read once per frame by the app.
     pub fn now() -> Clock {
         let now = chrono::Local::now();
-        Clock {
-            unix: now.timestamp_millis() as f64 / 1000.0,
-            utc_offset_s: now.offset().local_minus_utc(),
-        }
+        Clock { unix: now.timestamp_millis() as f64 / 1000.0, utc_offset_s: now.offset().local_minus_utc() }
     }
 
     /// Local `HH:MM` of a Unix time.
@@ -123,10 +120,7 @@ pub struct Park {
 impl Park {
     /// Whether the call is still held by the service (on the orbit or ringing back).
     pub fn is_live(&self) -> bool {
-        matches!(
-            self.state,
-            ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. }
-        )
+        matches!(self.state, ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. })
     }
 
     /// Seconds until the next ring-back, while parked.
@@ -225,9 +219,7 @@ impl Call {
 
     /// Whether the window should stay open after the call ended: a park the user follows.
     pub fn keeps_window(&self) -> bool {
-        self.park
-            .as_ref()
-            .is_some_and(|p| !matches!(p.state, ParkState::Failed { .. }))
+        self.park.as_ref().is_some_and(|p| !matches!(p.state, ParkState::Failed { .. }))
     }
 }
 
@@ -335,13 +327,7 @@ impl Model {
                 self.account = account;
                 self.registration = Registration::Offline;
             }
-            Event::CallIncoming {
-                call,
-                from,
-                name,
-                recall,
-                replaces,
-            } => {
+            Event::CallIncoming { call, from, name, recall, replaces } => {
                 let mut c = Call::new(call, Direction::Incoming, from, Phase::Incoming, now);
                 c.name = name;
                 c.recall = recall;
@@ -349,30 +335,18 @@ impl Model {
                 self.calls.insert(call, c);
             }
             Event::CallDialing { call, to } => {
-                self.calls.insert(
-                    call,
-                    Call::new(call, Direction::Outgoing, to, Phase::Dialing, now),
-                );
+                self.calls.insert(call, Call::new(call, Direction::Outgoing, to, Phase::Dialing, now));
             }
             Event::CallRinging { call } => {
-                if let Some(c) = self
-                    .calls
-                    .get_mut(&call)
-                    .filter(|c| c.phase == Phase::Dialing)
-                {
+                if let Some(c) = self.calls.get_mut(&call).filter(|c| c.phase == Phase::Dialing) {
                     c.phase = Phase::Ringing;
                 }
             }
             Event::CallEstablished { call, party, codec } => {
-                let c = self.calls.entry(call).or_insert_with(|| {
-                    Call::new(
-                        call,
-                        Direction::Outgoing,
-                        party.clone(),
-                        Phase::Dialing,
-                        now,
-                    )
-                });
+                let c = self
+                    .calls
+                    .entry(call)
+                    .or_insert_with(|| Call::new(call, Direction::Outgoing, party.clone(), Phase::Dialing, now));
                 c.phase = Phase::Established;
                 c.established.get_or_insert(now);
                 if !party.is_empty() {
@@ -405,11 +379,7 @@ impl Model {
                     c.held_remote = false;
                 }
             }
-            Event::TransferProgress {
-                call,
-                status,
-                reason,
-            } => {
+            Event::TransferProgress { call, status, reason } => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.transfer = Some(text::transfer_progress(status, &reason));
                 }
@@ -429,22 +399,10 @@ impl Model {
                 let park = self.park_mut(call);
                 park.state = ParkState::Pending;
             }
-            Event::Parked {
-                call,
-                orbit,
-                orbit_uri,
-                retrieve_uri,
-                ringback_at,
-                parkee,
-            } => {
+            Event::Parked { call, orbit, orbit_uri, retrieve_uri, ringback_at, parkee } => {
                 let park = self.park_mut(call);
                 park.state = ParkState::Parked;
-                park.orbit = Some(Orbit {
-                    orbit,
-                    orbit_uri,
-                    retrieve_uri,
-                    parkee,
-                });
+                park.orbit = Some(Orbit { orbit, orbit_uri, retrieve_uri, parkee });
                 let at = ringback_at as f64;
                 park.ringback_at = Some(at);
                 park.timeout_s = Some((at - now).max(1.0));
@@ -482,11 +440,7 @@ impl Model {
                 let park = self.park_mut(call);
                 park.state = ParkState::Failed { reason };
             }
-            Event::Status {
-                account,
-                registered,
-                ..
-            } => {
+            Event::Status { account, registered, .. } => {
                 self.account = account;
                 if registered {
                     if !matches!(self.registration, Registration::Registered { .. }) {
@@ -551,10 +505,8 @@ impl Model {
     /// My parks still held by the service, for the Parked calls panel.
     pub fn parked(&self) -> impl Iterator<Item = (&Call, &Park, &Orbit)> {
         self.calls.values().filter_map(|c| {
-            let park = c
-                .park
-                .as_ref()
-                .filter(|p| matches!(p.state, ParkState::Parked | ParkState::RingingBack { .. }))?;
+            let park =
+                c.park.as_ref().filter(|p| matches!(p.state, ParkState::Parked | ParkState::RingingBack { .. }))?;
             Some((c, park, park.orbit.as_ref()?))
         })
     }
@@ -590,10 +542,7 @@ impl Model {
             Some(r) => {
                 let who = text::friendly(&r.parkee);
                 match self.recall_attempt(&r.orbit) {
-                    Some((a, of)) => format!(
-                        "Parked call returning from {} — {who} (attempt {a} of {of})",
-                        r.orbit
-                    ),
+                    Some((a, of)) => format!("Parked call returning from {} — {who} (attempt {a} of {of})", r.orbit),
                     None => format!("Parked call returning from {} — {who}", r.orbit),
                 }
             }
@@ -610,15 +559,10 @@ impl Model {
     }
 
     fn park_mut(&mut self, call: CallNo) -> &mut Park {
-        let c = self.calls.entry(call).or_insert_with(|| {
-            Call::new(
-                call,
-                Direction::Outgoing,
-                String::new(),
-                Phase::Established,
-                0.0,
-            )
-        });
+        let c = self
+            .calls
+            .entry(call)
+            .or_insert_with(|| Call::new(call, Direction::Outgoing, String::new(), Phase::Established, 0.0));
         c.park.get_or_insert(Park {
             state: ParkState::Pending,
             orbit: None,
@@ -637,14 +581,10 @@ impl Model {
         }
         let was_incoming_ringing = c.phase == Phase::Incoming;
         let answered = c.established.is_some();
-        c.phase = Phase::Ended {
-            reason: reason.clone(),
-        };
+        c.phase = Phase::Ended { reason: reason.clone() };
         c.ended = Some(now);
-        let parked = reason == "parked"
-            && c.park
-                .as_ref()
-                .is_some_and(|p| !matches!(p.state, ParkState::Failed { .. }));
+        let parked =
+            reason == "parked" && c.park.as_ref().is_some_and(|p| !matches!(p.state, ParkState::Failed { .. }));
         let outcome = if parked {
             Outcome::Parked
         } else if answered {
@@ -661,19 +601,10 @@ impl Model {
             uri: text::bare_uri(&c.party),
             name: c.who(),
             at: c.started,
-            seconds: c
-                .talk_seconds(&Clock {
-                    unix: now,
-                    utc_offset_s: 0,
-                })
-                .unwrap_or(0),
+            seconds: c.talk_seconds(&Clock { unix: now, utc_offset_s: 0 }).unwrap_or(0),
             outcome,
         };
-        let recall_orbit = c
-            .recall
-            .as_ref()
-            .map(|r| r.orbit.clone())
-            .filter(|_| !answered);
+        let recall_orbit = c.recall.as_ref().map(|r| r.orbit.clone()).filter(|_| !answered);
         // A ring-back is not a new call in the history: the parked call is already there.
         if c.recall.is_none() {
             self.history.insert(0, entry);
@@ -711,10 +642,7 @@ mod tests {
     const T0: f64 = 1_700_000_000.0;
 
     fn at(secs: f64) -> Clock {
-        Clock {
-            unix: T0 + secs,
-            utc_offset_s: 0,
-        }
+        Clock { unix: T0 + secs, utc_offset_s: 0 }
     }
 
     /// Bob called us and we answered: call 1 is up.
@@ -754,13 +682,7 @@ mod tests {
             },
             &at(10.0),
         );
-        m.apply(
-            Event::CallEnded {
-                call: 1,
-                reason: "parked".into(),
-            },
-            &at(10.5),
-        );
+        m.apply(Event::CallEnded { call: 1, reason: "parked".into() }, &at(10.5));
     }
 
     fn notice(m: &Model, clock: &Clock) -> String {
@@ -773,10 +695,7 @@ mod tests {
         let mut m = talking();
         m.apply(Event::ParkPending { call: 1 }, &at(10.0));
         assert_eq!(notice(&m, &at(10.0)), "Parking…");
-        assert!(
-            m.parked().next().is_none(),
-            "not in the panel before it has an orbit"
-        );
+        assert!(m.parked().next().is_none(), "not in the panel before it has an orbit");
         parked(&mut m);
         assert_eq!(notice(&m, &at(11.0)), "Parked on 7001");
         let (_, park, orbit) = m.parked().next().expect("in the Parked calls panel");
@@ -787,10 +706,7 @@ mod tests {
         m.tick(&at(60.0));
         assert!(m.calls.contains_key(&1));
         m.apply(
-            Event::ParkRetrieved {
-                call: 1,
-                by: "\"Carol\" <sip:carol@example.com>".into(),
-            },
+            Event::ParkRetrieved { call: 1, by: "\"Carol\" <sip:carol@example.com>".into() },
             &at(42.0 * 60.0 - 0.5),
         );
         assert_eq!(notice(&m, &at(50.0 * 60.0)), "Picked up by Carol at 22:55");
@@ -804,43 +720,15 @@ mod tests {
     #[test]
     fn every_final_notice() {
         let cases: Vec<(Event, &str)> = vec![
-            (
-                Event::ParkFallback {
-                    call: 1,
-                    to: "sip:operator@example.com".into(),
-                },
-                "Sent to the operator",
-            ),
+            (Event::ParkFallback { call: 1, to: "sip:operator@example.com".into() }, "Sent to the operator"),
             (Event::ParkAbandoned { call: 1 }, "Caller hung up"),
+            (Event::ParkEnded { call: 1, reason: "nobody answered".into() }, "Nobody picked it up: the call was ended"),
             (
-                Event::ParkEnded {
-                    call: 1,
-                    reason: "nobody answered".into(),
-                },
-                "Nobody picked it up: the call was ended",
-            ),
-            (
-                Event::ParkEnded {
-                    call: 1,
-                    reason: "service stopped".into(),
-                },
+                Event::ParkEnded { call: 1, reason: "service stopped".into() },
                 "The park service stopped: the call was ended",
             ),
-            (
-                Event::ParkRingback {
-                    call: 1,
-                    attempt: 2,
-                    of: 3,
-                },
-                "Ringing you back (2 of 3)",
-            ),
-            (
-                Event::ParkRetrieved {
-                    call: 1,
-                    by: "sip:alice@example.com".into(),
-                },
-                "Picked up by you at 22:13",
-            ),
+            (Event::ParkRingback { call: 1, attempt: 2, of: 3 }, "Ringing you back (2 of 3)"),
+            (Event::ParkRetrieved { call: 1, by: "sip:alice@example.com".into() }, "Picked up by you at 22:13"),
         ];
         for (ev, want) in cases {
             let mut m = talking();
@@ -851,26 +739,14 @@ mod tests {
         // A failure: the call is still up, the message names the reason in words.
         let mut m = talking();
         m.apply(Event::ParkPending { call: 1 }, &at(5.0));
-        m.apply(
-            Event::ParkFailed {
-                call: 1,
-                reason: "no free orbit".into(),
-            },
-            &at(5.0),
-        );
+        m.apply(Event::ParkFailed { call: 1, reason: "no free orbit".into() }, &at(5.0));
         assert_eq!(notice(&m, &at(5.0)), "Park failed: no free orbit");
         assert_eq!(m.calls[&1].phase, Phase::Established);
         // A late "subscription ended" does not overwrite a final notice.
         let mut m = talking();
         parked(&mut m);
         m.apply(Event::ParkAbandoned { call: 1 }, &at(20.0));
-        m.apply(
-            Event::ParkEnded {
-                call: 1,
-                reason: "the park service ended the subscription".into(),
-            },
-            &at(20.0),
-        );
+        m.apply(Event::ParkEnded { call: 1, reason: "the park service ended the subscription".into() }, &at(20.0));
         assert_eq!(notice(&m, &at(20.0)), "Caller hung up");
     }
 
@@ -878,10 +754,7 @@ mod tests {
     fn ring_back_is_labelled_and_returns_to_the_orbit_if_unanswered() {
         let mut m = talking();
         parked(&mut m);
-        let recall = Recall {
-            orbit: "7001".into(),
-            parkee: "\"Bob\" <sip:bob@example.com>".into(),
-        };
+        let recall = Recall { orbit: "7001".into(), parkee: "\"Bob\" <sip:bob@example.com>".into() };
         m.apply(
             Event::CallIncoming {
                 call: 2,
@@ -894,68 +767,26 @@ mod tests {
         );
         let title = |m: &Model| m.incoming_title(&m.calls[&2]);
         assert_eq!(title(&m), "Parked call returning from 7001 — Bob");
-        m.apply(
-            Event::ParkRingback {
-                call: 1,
-                attempt: 1,
-                of: 3,
-            },
-            &at(100.0),
-        );
-        assert_eq!(
-            title(&m),
-            "Parked call returning from 7001 — Bob (attempt 1 of 3)"
-        );
+        m.apply(Event::ParkRingback { call: 1, attempt: 1, of: 3 }, &at(100.0));
+        assert_eq!(title(&m), "Parked call returning from 7001 — Bob (attempt 1 of 3)");
         assert_eq!(m.incoming().count(), 1);
         // Not answered: back on the orbit, next ring-back one park timeout (90 s) later.
-        m.apply(
-            Event::CallEnded {
-                call: 2,
-                reason: "cancelled".into(),
-            },
-            &at(120.0),
-        );
+        m.apply(Event::CallEnded { call: 2, reason: "cancelled".into() }, &at(120.0));
         assert_eq!(notice(&m, &at(120.0)), "Parked on 7001");
-        assert_eq!(
-            m.calls[&1]
-                .park
-                .as_ref()
-                .and_then(|p| p.ringback_in(&at(120.0))),
-            Some(90.0)
-        );
-        assert_eq!(
-            m.history.len(),
-            1,
-            "a ring-back is not a new call in the history"
-        );
+        assert_eq!(m.calls[&1].park.as_ref().and_then(|p| p.ringback_in(&at(120.0))), Some(90.0));
+        assert_eq!(m.history.len(), 1, "a ring-back is not a new call in the history");
         assert_eq!(m.incoming().count(), 0);
     }
 
     #[test]
     fn calls_history_and_idle_repaints() {
         let mut m = Model::new("sip:alice@example.com");
-        assert_eq!(
-            m.next_change(&at(0.0)),
-            None,
-            "an idle window never wakes up"
-        );
-        m.apply(
-            Event::CallDialing {
-                call: 3,
-                to: "sip:bob@example.com".into(),
-            },
-            &at(0.0),
-        );
+        assert_eq!(m.next_change(&at(0.0)), None, "an idle window never wakes up");
+        m.apply(Event::CallDialing { call: 3, to: "sip:bob@example.com".into() }, &at(0.0));
         m.apply(Event::CallRinging { call: 3 }, &at(0.5));
         assert_eq!(m.calls[&3].phase, Phase::Ringing);
         assert_eq!(m.next_change(&at(0.7)), None, "nothing ticks while ringing");
-        m.apply(
-            Event::CallEnded {
-                call: 3,
-                reason: "486 Busy Here".into(),
-            },
-            &at(2.0),
-        );
+        m.apply(Event::CallEnded { call: 3, reason: "486 Busy Here".into() }, &at(2.0));
         assert_eq!(m.history[0].outcome, Outcome::Failed);
         assert!(m.history_dirty);
         assert_eq!(m.next_change(&at(2.0)), Some(T0 + 2.0 + ENDED_LINGER_S));
@@ -963,19 +794,9 @@ mod tests {
         assert!(m.calls.is_empty(), "an ended call without a park leaves");
 
         let mut m = talking();
-        assert_eq!(
-            m.next_change(&at(5.3)),
-            Some(T0 + 6.0),
-            "the talk timer ticks each second"
-        );
+        assert_eq!(m.next_change(&at(5.3)), Some(T0 + 6.0), "the talk timer ticks each second");
         assert_eq!(m.calls[&1].talk_seconds(&at(66.0)), Some(65));
-        m.apply(
-            Event::CallHeld {
-                call: 1,
-                by: "local",
-            },
-            &at(7.0),
-        );
+        m.apply(Event::CallHeld { call: 1, by: "local" }, &at(7.0));
         assert!(m.calls[&1].held_local);
         m.apply(Event::CallResumed { call: 1 }, &at(8.0));
         assert!(!m.calls[&1].held_local);
@@ -989,13 +810,7 @@ mod tests {
             },
             &at(9.0),
         );
-        m.apply(
-            Event::CallEnded {
-                call: 4,
-                reason: "remote hangup".into(),
-            },
-            &at(12.0),
-        );
+        m.apply(Event::CallEnded { call: 4, reason: "remote hangup".into() }, &at(12.0));
         assert_eq!(m.history[0].outcome, Outcome::Missed);
         assert_eq!(m.history[0].name, "carol");
         m.apply(
@@ -1008,54 +823,23 @@ mod tests {
             },
             &at(13.0),
         );
-        m.apply(
-            Event::CallEnded {
-                call: 5,
-                reason: "local hangup".into(),
-            },
-            &at(14.0),
-        );
+        m.apply(Event::CallEnded { call: 5, reason: "local hangup".into() }, &at(14.0));
         assert_eq!(m.history[0].outcome, Outcome::Declined);
     }
 
     #[test]
     fn registration_and_notices() {
         let mut m = Model::default();
-        m.apply(
-            Event::Registered {
-                account: "sip:alice@example.com".into(),
-                expires: 600,
-            },
-            &at(0.0),
-        );
+        m.apply(Event::Registered { account: "sip:alice@example.com".into(), expires: 600 }, &at(0.0));
         assert_eq!(m.registration, Registration::Registered { expires: 600 });
         m.apply(
-            Event::RegistrationFailed {
-                account: "sip:alice@example.com".into(),
-                reason: "wrong password".into(),
-            },
+            Event::RegistrationFailed { account: "sip:alice@example.com".into(), reason: "wrong password".into() },
             &at(1.0),
         );
-        assert_eq!(
-            m.registration,
-            Registration::Failed {
-                reason: "wrong password".into()
-            }
-        );
-        m.apply(
-            Event::AudioUnavailable {
-                message: "no device".into(),
-            },
-            &at(1.0),
-        );
+        assert_eq!(m.registration, Registration::Failed { reason: "wrong password".into() });
+        m.apply(Event::AudioUnavailable { message: "no device".into() }, &at(1.0));
         assert_eq!(m.notices[0], "No device");
-        m.apply(
-            Event::Error {
-                message: "hold failed: 488 Not Acceptable Here".into(),
-                call: None,
-            },
-            &at(1.0),
-        );
+        m.apply(Event::Error { message: "hold failed: 488 Not Acceptable Here".into(), call: None }, &at(1.0));
         assert_eq!(m.notices[1], "Hold failed: no common audio format");
         m.apply(Event::Stopped, &at(2.0));
         assert!(m.stopped);
@@ -1064,14 +848,7 @@ mod tests {
 
     #[test]
     fn clock_formats_local_time() {
-        assert_eq!(
-            Clock {
-                unix: 0.0,
-                utc_offset_s: -3600
-            }
-            .hhmm(0.0),
-            "23:00"
-        );
+        assert_eq!(Clock { unix: 0.0, utc_offset_s: -3600 }.hhmm(0.0), "23:00");
         assert_eq!(at(0.0).hhmm(T0), "22:13");
     }
 }

@@ -75,12 +75,7 @@ pub struct Settings {
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings {
-            accounts: Vec::new(),
-            active: 0,
-            theme: ThemeChoice::System,
-            ui_scale: 1.0,
-        }
+        Settings { accounts: Vec::new(), active: 0, theme: ThemeChoice::System, ui_scale: 1.0 }
     }
 }
 
@@ -89,8 +84,7 @@ pub fn config_dir() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os(CONFIG_DIR_ENV).filter(|d| !d.is_empty()) {
         return Some(PathBuf::from(dir));
     }
-    directories::ProjectDirs::from("org", "Orbit", "orbitphone")
-        .map(|d| d.config_dir().to_path_buf())
+    directories::ProjectDirs::from("org", "Orbit", "orbitphone").map(|d| d.config_dir().to_path_buf())
 }
 
 impl Settings {
@@ -103,9 +97,7 @@ impl Settings {
     pub fn load(dir: &Path) -> Result<Settings, String> {
         let path = dir.join("settings.toml");
         match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))
-            }
+            Ok(text) => toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Settings::default()),
             Err(e) => Err(format!("cannot read {}: {e}", path.display())),
         }
@@ -127,8 +119,7 @@ impl Settings {
 
 fn write_file(path: &Path, text: &str) -> Result<(), String> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        std::fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
     // Write then rename, so a crash never leaves half a file.
     let tmp = path.with_extension("toml.tmp");
@@ -153,10 +144,7 @@ pub fn load_history(dir: &Path) -> Vec<HistoryEntry> {
 
 /// Write `dir/history.toml`.
 pub fn save_history(dir: &Path, history: &[HistoryEntry]) -> Result<(), String> {
-    let text = toml::to_string(&HistoryFile {
-        call: history.to_vec(),
-    })
-    .map_err(|e| e.to_string())?;
+    let text = toml::to_string(&HistoryFile { call: history.to_vec() }).map_err(|e| e.to_string())?;
     write_file(&dir.join("history.toml"), &text)
 }
 
@@ -164,15 +152,9 @@ impl AccountSettings {
     /// `alice@example.com` → `sip:alice@example.com`; checks it is a SIP address.
     pub fn aor(&self) -> Result<String, String> {
         let a = self.address.trim();
-        let aor = if a.starts_with("sip:") || a.starts_with("sips:") {
-            a.to_string()
-        } else {
-            format!("sip:{a}")
-        };
+        let aor = if a.starts_with("sip:") || a.starts_with("sips:") { a.to_string() } else { format!("sip:{a}") };
         if !aor.contains('@') || rsipstack::sip::parse_uri(&aor).is_err() {
-            return Err(format!(
-                "\u{201c}{a}\u{201d} is not a SIP address like alice@example.com"
-            ));
+            return Err(format!("\u{201c}{a}\u{201d} is not a SIP address like alice@example.com"));
         }
         Ok(aor)
     }
@@ -244,10 +226,7 @@ mod tests {
         assert_eq!(Settings::load(&dir).unwrap(), s);
         std::fs::write(dir.join("settings.toml"), "accounts = 3\n").unwrap();
         assert!(Settings::load(&dir).unwrap_err().contains("settings.toml"));
-        assert_eq!(
-            Settings::load(&dir.join("none")).unwrap(),
-            Settings::default()
-        );
+        assert_eq!(Settings::load(&dir.join("none")).unwrap(), Settings::default());
         let _ = std::fs::remove_dir_all(&dir);
     }
 

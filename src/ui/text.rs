@@ -12,10 +12,7 @@ pub fn friendly(party: &str) -> String {
     match crate::sip::uri::uri_user(&uri) {
         Some(user) if !user.is_empty() => user,
         _ => {
-            let s = uri
-                .trim_start_matches("sips:")
-                .trim_start_matches("sip:")
-                .trim_start_matches("tel:");
+            let s = uri.trim_start_matches("sips:").trim_start_matches("sip:").trim_start_matches("tel:");
             s.split(';').next().unwrap_or(s).to_string()
         }
     }
@@ -41,11 +38,7 @@ pub fn bare_uri(party: &str) -> String {
 /// `75` → `1:15`; `3725` → `1:02:05`.
 pub fn duration(seconds: u64) -> String {
     let (h, m, s) = (seconds / 3600, (seconds % 3600) / 60, seconds % 60);
-    if h > 0 {
-        format!("{h}:{m:02}:{s:02}")
-    } else {
-        format!("{m}:{s:02}")
-    }
+    if h > 0 { format!("{h}:{m:02}:{s:02}") } else { format!("{m}:{s:02}") }
 }
 
 /// The words for a SIP status the user may meet, without the number.
@@ -71,10 +64,7 @@ pub fn status_words(status: u16, reason: &str) -> String {
 /// Splits `"486 Busy Here"` into (486, "Busy Here").
 fn leading_status(s: &str) -> Option<(u16, &str)> {
     let (code, rest) = s.split_once(' ').unwrap_or((s, ""));
-    (code.len() == 3)
-        .then(|| code.parse::<u16>().ok())
-        .flatten()
-        .map(|c| (c, rest))
+    (code.len() == 3).then(|| code.parse::<u16>().ok()).flatten().map(|c| (c, rest))
 }
 
 fn capitalise(s: &str) -> String {
@@ -98,9 +88,7 @@ pub fn end_reason(reason: &str) -> String {
         "transferred" => "Transferred".into(),
         "replaced" => "Replaced by the transferred call".into(),
         r if r.starts_with("timeout") => "No answer from the network".into(),
-        r if r.starts_with("cannot route") => {
-            "Cannot reach that address: no server is configured".into()
-        }
+        r if r.starts_with("cannot route") => "Cannot reach that address: no server is configured".into(),
         r if r.starts_with("bad URI") => "That is not a number or SIP address".into(),
         r => capitalise(r),
     }
@@ -111,11 +99,7 @@ pub fn error(message: &str) -> String {
     if let Some((prefix, rest)) = message.split_once(" failed: ")
         && let Some((status, words)) = leading_status(rest)
     {
-        return format!(
-            "{} failed: {}",
-            capitalise(prefix),
-            status_words(status, words)
-        );
+        return format!("{} failed: {}", capitalise(prefix), status_words(status, words));
     }
     capitalise(message)
 }
@@ -140,24 +124,13 @@ pub fn park_failure(reason: &str) -> String {
 
 /// `sip:carol@x` is me? (the account's own AOR, compared without parameters or case).
 fn is_me(party: &str, account: &str) -> bool {
-    let norm = |s: &str| {
-        bare_uri(s)
-            .split(';')
-            .next()
-            .unwrap_or_default()
-            .to_ascii_lowercase()
-    };
+    let norm = |s: &str| bare_uri(s).split(';').next().unwrap_or_default().to_ascii_lowercase();
     !account.is_empty() && norm(party) == norm(account)
 }
 
 /// The headline of a park, as its conversation window shows it.
 /// `account` is our AOR (a pickup by ourselves reads "you").
-pub fn park_notice(
-    state: &ParkState,
-    orbit: Option<&Orbit>,
-    clock: &Clock,
-    account: &str,
-) -> String {
+pub fn park_notice(state: &ParkState, orbit: Option<&Orbit>, clock: &Clock, account: &str) -> String {
     match state {
         ParkState::Pending => "Parking…".into(),
         ParkState::Parked => match orbit {
@@ -167,20 +140,14 @@ pub fn park_notice(
         ParkState::RingingBack { attempt, of } => format!("Ringing you back ({attempt} of {of})"),
         ParkState::Fallback { .. } => "Sent to the operator".into(),
         ParkState::Retrieved { by, at } => {
-            let who = if is_me(by, account) {
-                "you".to_string()
-            } else {
-                friendly(by)
-            };
+            let who = if is_me(by, account) { "you".to_string() } else { friendly(by) };
             format!("Picked up by {who} at {}", clock.hhmm(*at))
         }
         ParkState::Abandoned => "Caller hung up".into(),
         ParkState::Ended { reason } => match reason.as_str() {
             "nobody answered" => "Nobody picked it up: the call was ended".into(),
             "service stopped" => "The park service stopped: the call was ended".into(),
-            "the park service ended the subscription" => {
-                "The park service stopped reporting on this call".into()
-            }
+            "the park service ended the subscription" => "The park service stopped reporting on this call".into(),
             r => format!("Park ended: {}", park_failure(r)),
         },
         ParkState::Failed { reason } => format!("Park failed: {}", park_failure(reason)),
@@ -212,10 +179,7 @@ pub fn im_line(orbit: &Orbit) -> String {
 mod tests {
     use super::*;
 
-    const CLOCK: Clock = Clock {
-        unix: 1_700_000_000.0,
-        utc_offset_s: 3600,
-    };
+    const CLOCK: Clock = Clock { unix: 1_700_000_000.0, utc_offset_s: 3600 };
 
     fn orbit() -> Orbit {
         Orbit {
@@ -237,108 +201,61 @@ mod tests {
         assert_eq!(notice(ParkState::Pending), "Parking…");
         assert_eq!(notice(ParkState::Parked), "Parked on 7001");
         assert_eq!(park_notice(&ParkState::Parked, None, &CLOCK, ""), "Parked");
+        assert_eq!(notice(ParkState::RingingBack { attempt: 1, of: 3 }), "Ringing you back (1 of 3)");
+        assert_eq!(notice(ParkState::Fallback { to: "sip:operator@example.com".into() }), "Sent to the operator");
         assert_eq!(
-            notice(ParkState::RingingBack { attempt: 1, of: 3 }),
-            "Ringing you back (1 of 3)"
-        );
-        assert_eq!(
-            notice(ParkState::Fallback {
-                to: "sip:operator@example.com".into()
-            }),
-            "Sent to the operator"
-        );
-        assert_eq!(
-            notice(ParkState::Retrieved {
-                by: "\"Carol\" <sip:carol@example.com>".into(),
-                at
-            }),
+            notice(ParkState::Retrieved { by: "\"Carol\" <sip:carol@example.com>".into(), at }),
             "Picked up by Carol at 22:42"
         );
         assert_eq!(
-            notice(ParkState::Retrieved {
-                by: "<sip:carol@example.com>".into(),
-                at
-            }),
+            notice(ParkState::Retrieved { by: "<sip:carol@example.com>".into(), at }),
             "Picked up by carol at 22:42"
         );
         assert_eq!(
-            notice(ParkState::Retrieved {
-                by: "\"Alice\" <sip:alice@example.com>".into(),
-                at
-            }),
+            notice(ParkState::Retrieved { by: "\"Alice\" <sip:alice@example.com>".into(), at }),
             "Picked up by you at 22:42"
         );
         assert_eq!(notice(ParkState::Abandoned), "Caller hung up");
         assert_eq!(
-            notice(ParkState::Ended {
-                reason: "nobody answered".into()
-            }),
+            notice(ParkState::Ended { reason: "nobody answered".into() }),
             "Nobody picked it up: the call was ended"
         );
         assert_eq!(
-            notice(ParkState::Ended {
-                reason: "service stopped".into()
-            }),
+            notice(ParkState::Ended { reason: "service stopped".into() }),
             "The park service stopped: the call was ended"
         );
         assert_eq!(
-            notice(ParkState::Ended {
-                reason: "the park service ended the subscription".into()
-            }),
+            notice(ParkState::Ended { reason: "the park service ended the subscription".into() }),
             "The park service stopped reporting on this call"
         );
+        assert_eq!(notice(ParkState::Failed { reason: "no free orbit".into() }), "Park failed: no free orbit");
         assert_eq!(
-            notice(ParkState::Failed {
-                reason: "no free orbit".into()
-            }),
-            "Park failed: no free orbit"
-        );
-        assert_eq!(
-            notice(ParkState::Failed {
-                reason: "not allowed (Forbidden)".into()
-            }),
+            notice(ParkState::Failed { reason: "not allowed (Forbidden)".into() }),
             "Park failed: not allowed (Forbidden)"
         );
         assert_eq!(
-            notice(ParkState::Failed {
-                reason: "500 Server Internal Error".into()
-            }),
+            notice(ParkState::Failed { reason: "500 Server Internal Error".into() }),
             "Park failed: the park service said the server had a problem"
         );
         assert_eq!(
-            notice(ParkState::Failed {
-                reason: "only an established call can be parked".into()
-            }),
+            notice(ParkState::Failed { reason: "only an established call can be parked".into() }),
             "Park failed: only an established call can be parked"
         );
     }
 
     #[test]
     fn no_notice_shows_a_status_code() {
-        for reason in [
-            "404 Not Found",
-            "486 Busy Here",
-            "503 Service Unavailable",
-            "418 I'm a teapot",
-        ] {
+        for reason in ["404 Not Found", "486 Busy Here", "503 Service Unavailable", "418 I'm a teapot"] {
             let t = end_reason(reason);
             assert!(!t.chars().any(|c| c.is_ascii_digit()), "{reason} -> {t}");
-            let t = notice(ParkState::Failed {
-                reason: reason.into(),
-            });
+            let t = notice(ParkState::Failed { reason: reason.into() });
             assert!(!t.chars().any(|c| c.is_ascii_digit()), "{reason} -> {t}");
         }
         assert_eq!(end_reason("486 Busy Here"), "Busy");
         assert_eq!(end_reason("603 Decline"), "Declined");
         assert_eq!(end_reason("remote hangup"), "They hung up");
-        assert_eq!(
-            end_reason("timeout: no answer from udp:1.2.3.4:5060"),
-            "No answer from the network"
-        );
-        assert_eq!(
-            error("hold failed: 488 Not Acceptable Here"),
-            "Hold failed: no common audio format"
-        );
+        assert_eq!(end_reason("timeout: no answer from udp:1.2.3.4:5060"), "No answer from the network");
+        assert_eq!(error("hold failed: 488 Not Acceptable Here"), "Hold failed: no common audio format");
         assert_eq!(transfer_progress(100, "Trying"), "Transferring…");
         assert_eq!(transfer_progress(200, "OK"), "Transferred");
         assert_eq!(transfer_progress(202, "Accepted"), "Transferring…");
@@ -347,10 +264,7 @@ mod tests {
 
     #[test]
     fn im_line_and_countdown() {
-        assert_eq!(
-            im_line(&orbit()),
-            "Parked call from Bob on 7001 — dial 7001 or open sip:7001@example.com"
-        );
+        assert_eq!(im_line(&orbit()), "Parked call from Bob on 7001 — dial 7001 or open sip:7001@example.com");
         assert_eq!(ringback_countdown(83.2), "Rings you back in 1:24");
         assert_eq!(ringback_countdown(0.0), "Ringing you back now…");
         assert_eq!(duration(3725), "1:02:05");

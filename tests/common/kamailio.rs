@@ -58,11 +58,7 @@ impl Kamailio {
 
     /// Full form: `trusted` lists service addresses ("host:port" or "host") whose requests
     /// are relayed without authentication (e.g. the park service calling users back).
-    pub fn start_full(
-        users: &[(&str, &str)],
-        routes: &[(&str, &str)],
-        trusted: &[&str],
-    ) -> Kamailio {
+    pub fn start_full(users: &[(&str, &str)], routes: &[(&str, &str)], trusted: &[&str]) -> Kamailio {
         let bin = require_tool("kamailio");
         let mut last_err = String::new();
         // A port found free can be taken by someone else before kamailio binds it: retry.
@@ -78,9 +74,7 @@ impl Kamailio {
             let mut cmd = Command::new(&bin);
             cmd.arg("-f").arg(&cfg).args(["-DD", "-E", "-Y"]).arg(&run);
             cmd.args(["-m", "32", "-M", "4", "-w"]).arg(tmp.path());
-            cmd.stdin(Stdio::null())
-                .stdout(logf.try_clone().expect("dup log"))
-                .stderr(logf);
+            cmd.stdin(Stdio::null()).stdout(logf.try_clone().expect("dup log")).stderr(logf);
             let mut proc = PeerProcess::spawn("kamailio", cmd, log.clone(), Duration::from_secs(2));
             let deadline = Instant::now() + Duration::from_secs(10);
             let mut ready = false;
@@ -94,12 +88,7 @@ impl Kamailio {
                 }
             }
             if ready {
-                return Kamailio {
-                    proc,
-                    port,
-                    cfg,
-                    tmp,
-                };
+                return Kamailio { proc, port, cfg, tmp };
             }
             let how = match proc.exited() {
                 Some(st) => format!("exited at startup ({st})"),
@@ -113,10 +102,7 @@ impl Kamailio {
                 // Keep this temp dir for inspection and stop: it will not get better.
                 let path = tmp.path().to_path_buf();
                 std::mem::forget(tmp);
-                panic!(
-                    "[harness] kamailio on 127.0.0.1:{port} (temp dir kept: {}) {last_err}",
-                    path.display()
-                );
+                panic!("[harness] kamailio on 127.0.0.1:{port} (temp dir kept: {}) {last_err}", path.display());
             }
         }
         panic!("[harness] kamailio failed to start 3 times; {last_err}");
@@ -196,12 +182,7 @@ pub fn options_ping(port: u16, timeout: Duration) -> Option<String> {
 }
 
 /// Generates kamailio.cfg.
-pub fn config(
-    port: u16,
-    users: &[(&str, &str)],
-    routes: &[(&str, &str)],
-    trusted: &[&str],
-) -> String {
+pub fn config(port: u16, users: &[(&str, &str)], routes: &[(&str, &str)], trusted: &[&str]) -> String {
     let mpath = [
         "/usr/lib/x86_64-linux-gnu/kamailio/modules",
         "/usr/lib/kamailio/modules",
@@ -210,10 +191,7 @@ pub fn config(
     .into_iter()
     .find(|p| Path::new(p).join("tm.so").exists())
     .unwrap_or("/usr/lib/x86_64-linux-gnu/kamailio/modules");
-    let user_lines: String = users
-        .iter()
-        .map(|(u, p)| format!("    $sht(users=>{u}) = {};\n", quote(p)))
-        .collect();
+    let user_lines: String = users.iter().map(|(u, p)| format!("    $sht(users=>{u}) = {};\n", quote(p))).collect();
     let trusted_cond: Vec<String> = trusted
         .iter()
         .map(|t| match t.rsplit_once(':') {

@@ -67,10 +67,7 @@ impl LinphonecOpts {
         }
     }
     pub fn direct(user: &str) -> Self {
-        LinphonecOpts {
-            user: user.into(),
-            ..Default::default()
-        }
+        LinphonecOpts { user: user.into(), ..Default::default() }
     }
     pub fn auto_answer(mut self, on: bool) -> Self {
         self.auto_answer = on;
@@ -181,12 +178,7 @@ fn rc_file(opts: &LinphonecOpts, sip_port: u16) -> String {
     rc
 }
 
-fn reader(
-    stream: impl std::io::Read,
-    tag: &'static str,
-    lines: Arc<(Mutex<Lines>, Condvar)>,
-    log: Arc<Mutex<File>>,
-) {
+fn reader(stream: impl std::io::Read, tag: &'static str, lines: Arc<(Mutex<Lines>, Condvar)>, log: Arc<Mutex<File>>) {
     let mut r = BufReader::new(stream);
     let mut buf = Vec::new();
     loop {
@@ -195,17 +187,12 @@ fn reader(
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
-        let line = String::from_utf8_lossy(&buf)
-            .trim_end_matches(['\r', '\n'])
-            .to_string();
+        let line = String::from_utf8_lossy(&buf).trim_end_matches(['\r', '\n']).to_string();
         if let Ok(mut f) = log.lock() {
             let _ = writeln!(f, "{tag} {line}");
         }
         let (lock, cv) = &*lines;
-        lock.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .lines
-            .push((line, false));
+        lock.lock().unwrap_or_else(|e| e.into_inner()).lines.push((line, false));
         cv.notify_all();
     }
     let (lock, cv) = &*lines;
@@ -231,22 +218,13 @@ impl Linphonec {
         // child sees EOF (and quits) if we go away.
         let fifo = tmp.join("stdin.fifo");
         make_fifo(&fifo).unwrap_or_else(|e| panic!("mkfifo {}: {e}", fifo.display()));
-        let keeper = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&fifo)
-            .expect("open fifo rw");
+        let keeper = OpenOptions::new().read(true).write(true).open(&fifo).expect("open fifo rw");
         let child_stdin = File::open(&fifo).expect("open fifo for reading");
-        let writer = OpenOptions::new()
-            .write(true)
-            .open(&fifo)
-            .expect("open fifo for writing");
+        let writer = OpenOptions::new().write(true).open(&fifo).expect("open fifo for writing");
         drop(keeper);
 
         let log_path = tmp.join("linphonec.log");
-        let log = Arc::new(Mutex::new(
-            File::create(&log_path).expect("create linphonec.log"),
-        ));
+        let log = Arc::new(Mutex::new(File::create(&log_path).expect("create linphonec.log")));
         let mut cmd = Command::new(bin);
         cmd.arg("-c").arg(&rc);
         let debug = std::env::var("ORBIT_LINPHONE_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
@@ -261,35 +239,15 @@ impl Linphonec {
         // Own runtime dir: otherwise libpulse leaves a /tmp/pulse-XXXX dir per start.
         let runtime = tmp.join("run");
         fs::create_dir_all(&runtime).expect("create runtime dir");
-        let _ = fs::set_permissions(
-            &runtime,
-            std::os::unix::fs::PermissionsExt::from_mode(0o700),
-        );
-        cmd.env("HOME", tmp.path())
-            .env("XDG_RUNTIME_DIR", &runtime)
-            .current_dir(tmp.path());
-        cmd.stdin(Stdio::from(child_stdin))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut proc = PeerProcess::spawn(
-            &format!("linphonec {}", opts.user),
-            cmd,
-            log_path.clone(),
-            Duration::from_secs(1),
-        );
-        let lines = Arc::new((
-            Mutex::new(Lines {
-                lines: vec![],
-                open_streams: 2,
-            }),
-            Condvar::new(),
-        ));
+        let _ = fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        cmd.env("HOME", tmp.path()).env("XDG_RUNTIME_DIR", &runtime).current_dir(tmp.path());
+        cmd.stdin(Stdio::from(child_stdin)).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut proc =
+            PeerProcess::spawn(&format!("linphonec {}", opts.user), cmd, log_path.clone(), Duration::from_secs(1));
+        let lines = Arc::new((Mutex::new(Lines { lines: vec![], open_streams: 2 }), Condvar::new()));
         let out = proc.child_mut().stdout.take().expect("stdout");
         let err = proc.child_mut().stderr.take().expect("stderr");
-        for (tag, s) in [
-            ("out", Box::new(out) as Box<dyn std::io::Read + Send>),
-            ("err", Box::new(err)),
-        ] {
+        for (tag, s) in [("out", Box::new(out) as Box<dyn std::io::Read + Send>), ("err", Box::new(err))] {
             let (l, lg) = (lines.clone(), log.clone());
             std::thread::Builder::new()
                 .name(format!("linphonec-{}-{tag}", opts.user))
@@ -297,11 +255,7 @@ impl Linphonec {
                 .expect("spawn reader");
         }
         let record_wav = if opts.record || opts.record_wav.is_some() {
-            Some(
-                opts.record_wav
-                    .clone()
-                    .unwrap_or_else(|| tmp.join("received.wav")),
-            )
+            Some(opts.record_wav.clone().unwrap_or_else(|| tmp.join("received.wav")))
         } else {
             None
         };
@@ -317,10 +271,7 @@ impl Linphonec {
             tmp,
         };
         l.send("soundcard use files");
-        l.expect_output(
-            "Using wav files instead of soundcard",
-            Duration::from_secs(10),
-        );
+        l.expect_output("Using wav files instead of soundcard", Duration::from_secs(10));
         if let Some(p) = &opts.play_wav {
             l.send(&format!("play {}", p.display()));
         }
@@ -336,15 +287,9 @@ impl Linphonec {
             let _ = writeln!(f, "--> {cmd}");
         }
         let mut w = self.stdin.lock().unwrap_or_else(|e| e.into_inner());
-        w.write_all(format!("{cmd}\n").as_bytes())
-            .and_then(|_| w.flush())
-            .unwrap_or_else(|e| {
-                panic!(
-                    "[harness] write to linphonec {} stdin: {e}; log {}",
-                    self.user,
-                    self.log_path().display()
-                )
-            });
+        w.write_all(format!("{cmd}\n").as_bytes()).and_then(|_| w.flush()).unwrap_or_else(|e| {
+            panic!("[harness] write to linphonec {} stdin: {e}; log {}", self.user, self.log_path().display())
+        });
     }
 
     /// Waits for the first not-yet-returned stdout/stderr line (since start) containing
@@ -355,11 +300,7 @@ impl Linphonec {
         let deadline = Instant::now() + timeout;
         let mut st = lock.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            if let Some((l, used)) = st
-                .lines
-                .iter_mut()
-                .find(|(l, used)| !*used && l.contains(pattern))
-            {
+            if let Some((l, used)) = st.lines.iter_mut().find(|(l, used)| !*used && l.contains(pattern)) {
                 *used = true;
                 return Some(l.clone());
             }
@@ -367,10 +308,7 @@ impl Linphonec {
             if st.open_streams == 0 || now >= deadline {
                 return None;
             }
-            st = cv
-                .wait_timeout(st, deadline - now)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            st = cv.wait_timeout(st, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -393,10 +331,7 @@ impl Linphonec {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             self.send("status register");
-            if self
-                .wait_output("registered, identity=", Duration::from_millis(300))
-                .is_some()
-            {
+            if self.wait_output("registered, identity=", Duration::from_millis(300)).is_some() {
                 return true;
             }
         }
@@ -425,11 +360,7 @@ impl Linphonec {
     }
     /// AOR sip:<user>@127.0.0.1 when registered, else sip:<user>@127.0.0.1:<sip_port>.
     pub fn uri(&self) -> String {
-        if self.registered {
-            self.aor()
-        } else {
-            self.contact_uri()
-        }
+        if self.registered { self.aor() } else { self.contact_uri() }
     }
     pub fn aor(&self) -> String {
         format!("sip:{}@127.0.0.1", self.user)

@@ -26,9 +26,7 @@ pub use orbit::Orbit;
 pub use park::ParkProc;
 pub use ports::{free_port, free_port_block};
 pub use process::{TempDir, require_tool, tool_available, wait_until};
-pub use wav::{
-    read_wav, wav_dominant_frequency, wav_duration_secs, wav_rms, write_silence_wav, write_tone_wav,
-};
+pub use wav::{read_wav, wav_dominant_frequency, wav_duration_secs, wav_rms, write_silence_wav, write_tone_wav};
 
 /// The SIP domain / digest realm every peer of the harness uses.
 pub const DOMAIN: &str = "127.0.0.1";

@@ -22,24 +22,15 @@ pub struct Orbit {
 impl Orbit {
     /// Start `orbitphone cli` with these arguments (plus `ORBIT_PASSWORD` when given).
     pub fn start(args: &[&str], password: Option<&str>) -> Orbit {
-        let dir = std::env::temp_dir().join(format!(
-            "orbit-cli-{}-{}",
-            std::process::id(),
-            rand_suffix()
-        ));
+        let dir = std::env::temp_dir().join(format!("orbit-cli-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = dir.join("stderr.log");
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_orbitphone"));
-        cmd.arg("cli")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+        cmd.arg("cli").args(args).stdin(Stdio::piped()).stdout(Stdio::piped());
         cmd.stderr(std::fs::File::create(&log).expect("log file"));
         cmd.env("ORBIT_LOG", "info");
         if let Some(pw) = password {
-            cmd.env("ORBIT_PASSWORD", pw)
-                .arg("--password-env")
-                .arg("ORBIT_PASSWORD");
+            cmd.env("ORBIT_PASSWORD", pw).arg("--password-env").arg("ORBIT_PASSWORD");
         }
         let mut child = cmd.spawn().expect("spawn orbitphone cli");
         let stdout = child.stdout.take().expect("stdout");
@@ -56,13 +47,7 @@ impl Orbit {
                 cv.notify_all();
             }
         });
-        Orbit {
-            child,
-            stdin,
-            events,
-            log,
-            cursor: Mutex::new(0),
-        }
+        Orbit { child, stdin, events, log, cursor: Mutex::new(0) }
     }
 
     /// Send one command line.
@@ -142,10 +127,7 @@ impl Drop for Orbit {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
         ^ (std::thread::current().id().as_u64_fallback())
 }
 

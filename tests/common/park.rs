@@ -44,10 +44,7 @@ impl ParkProc {
             match rx.recv_timeout(Duration::from_millis(100)) {
                 Ok(line) if line.contains("listening") => break,
                 _ if Instant::now() > deadline => {
-                    panic!(
-                        "park service did not start:\n{}",
-                        std::fs::read_to_string(&log).unwrap_or_default()
-                    )
+                    panic!("park service did not start:\n{}", std::fs::read_to_string(&log).unwrap_or_default())
                 }
                 _ => {
                     if let Ok(Some(status)) = child.try_wait() {
@@ -59,12 +56,7 @@ impl ParkProc {
                 }
             }
         }
-        ParkProc {
-            child,
-            config,
-            log,
-            port,
-        }
+        ParkProc { child, config, log, port }
     }
 
     /// The service log so far.

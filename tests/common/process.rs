@@ -44,9 +44,7 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
     dirs.push("/sbin".into());
     dirs.into_iter().map(|d| d.join(name)).find(|p| {
         use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
+        p.metadata().map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
     })
 }
 
@@ -67,11 +65,7 @@ pub fn require_tool(name: &str) -> PathBuf {
 }
 
 /// Polls `f` every `every` until it returns Some or `timeout` passes.
-pub fn wait_until<T>(
-    timeout: Duration,
-    every: Duration,
-    mut f: impl FnMut() -> Option<T>,
-) -> Option<T> {
+pub fn wait_until<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = f() {
@@ -100,9 +94,7 @@ static UNIQUE: AtomicU64 = AtomicU64::new(0);
 /// A process-wide unique token (pid, counter, time) for names, tags, branches.
 pub fn unique_token() -> String {
     let n = UNIQUE.fetch_add(1, Ordering::Relaxed);
-    let t = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     format!("{}x{}x{}", std::process::id(), n, t.subsec_nanos())
 }
 
@@ -115,8 +107,7 @@ pub struct TempDir {
 impl TempDir {
     pub fn new(prefix: &str) -> TempDir {
         let path = std::env::temp_dir().join(format!("orbit-{prefix}-{}", unique_token()));
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
+        fs::create_dir_all(&path).unwrap_or_else(|e| panic!("create temp dir {}: {e}", path.display()));
         TempDir { path }
     }
     pub fn path(&self) -> &Path {
@@ -126,8 +117,7 @@ impl TempDir {
         self.path.join(p)
     }
     fn keep() -> bool {
-        std::thread::panicking()
-            || std::env::var_os("ORBIT_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
+        std::thread::panicking() || std::env::var_os("ORBIT_KEEP_TEMP").is_some_and(|v| !v.is_empty() && v != "0")
     }
 }
 
@@ -146,11 +136,7 @@ pub fn make_fifo(path: &Path) -> std::io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
-    if unsafe { sys::mkfifo(c.as_ptr(), 0o600) } == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    if unsafe { sys::mkfifo(c.as_ptr(), 0o600) } == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// A child process started in its own process group. It gets SIGTERM if the thread that
@@ -175,16 +161,8 @@ impl PeerProcess {
                 Ok(())
             });
         }
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("[harness] failed to spawn {name} ({cmd:?}): {e}"));
-        PeerProcess {
-            name: name.to_string(),
-            log,
-            child,
-            grace,
-            done: false,
-        }
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("[harness] failed to spawn {name} ({cmd:?}): {e}"));
+        PeerProcess { name: name.to_string(), log, child, grace, done: false }
     }
 
     pub fn pid(&self) -> u32 {

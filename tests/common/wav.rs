@@ -42,8 +42,7 @@ pub fn write_wav_i16(path: &Path, samples: &[i16], rate: u32) {
         out.extend_from_slice(&s.to_le_bytes());
     }
     let mut f = fs::File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(&out)
-        .unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    f.write_all(&out).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// Reads a PCM WAV (8/16/24/32-bit integer or 32-bit float; G.711 A/µ-law too) and returns
@@ -52,11 +51,7 @@ pub fn write_wav_i16(path: &Path, samples: &[i16], rate: u32) {
 pub fn read_wav(path: impl AsRef<Path>) -> (Vec<f32>, u32) {
     let path = path.as_ref();
     let b = fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert!(
-        b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE",
-        "{} is not a RIFF/WAVE file",
-        path.display()
-    );
+    assert!(b.len() >= 12 && &b[0..4] == b"RIFF" && &b[8..12] == b"WAVE", "{} is not a RIFF/WAVE file", path.display());
     let u16le = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
     let u32le = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     let (mut fmt, mut channels, mut rate, mut bits) = (0u16, 0u16, 0u32, 0u16);
@@ -75,22 +70,14 @@ pub fn read_wav(path: impl AsRef<Path>) -> (Vec<f32>, u32) {
                 fmt = u16le(body + 24); // WAVE_FORMAT_EXTENSIBLE: sub-format GUID's first 2 bytes
             }
         } else if id == b"data" {
-            let end = if len == 0 || body + len > b.len() {
-                b.len()
-            } else {
-                body + len
-            };
+            let end = if len == 0 || body + len > b.len() { b.len() } else { body + len };
             data = Some(&b[body..end]);
             break;
         }
         pos = body + len + (len & 1);
     }
     let data = data.unwrap_or_else(|| panic!("{}: no data chunk", path.display()));
-    assert!(
-        channels >= 1 && rate > 0,
-        "{}: bad or missing fmt chunk",
-        path.display()
-    );
+    assert!(channels >= 1 && rate > 0, "{}: bad or missing fmt chunk", path.display());
     let bytes = (bits as usize).div_ceil(8).max(1);
     let frame = bytes * channels as usize;
     let samples = data
@@ -103,10 +90,7 @@ pub fn read_wav(path: impl AsRef<Path>) -> (Vec<f32>, u32) {
             (3, 32) => f32::from_le_bytes([f[0], f[1], f[2], f[3]]),
             (6, 8) => alaw(f[0]) as f32 / 32768.0,
             (7, 8) => ulaw(f[0]) as f32 / 32768.0,
-            _ => panic!(
-                "{}: unsupported WAV format {fmt} with {bits} bits",
-                path.display()
-            ),
+            _ => panic!("{}: unsupported WAV format {fmt} with {bits} bits", path.display()),
         })
         .collect();
     (samples, rate)
@@ -203,11 +187,8 @@ pub fn dominant_frequency(s: &[f32], rate: u32) -> f32 {
         return 0.0;
     }
     let n = part.len();
-    let window: Vec<f32> = (0..n)
-        .map(|i| {
-            (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32
-        })
-        .collect();
+    let window: Vec<f32> =
+        (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32).collect();
     let nyquist = rate as f32 / 2.0;
     let mut best = (0.0f32, -1.0f64);
     let mut f = 100.0f32;
@@ -239,11 +220,8 @@ pub fn wav_tone_purity(path: impl AsRef<Path>, freq: f32, tolerance: f32) -> f32
         return 0.0;
     }
     let n = part.len();
-    let window: Vec<f32> = (0..n)
-        .map(|i| {
-            (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32
-        })
-        .collect();
+    let window: Vec<f32> =
+        (0..n).map(|i| (0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / (n - 1) as f64).cos()) as f32).collect();
     let (mut near, mut total) = (0.0f64, 0.0f64);
     let mut f = 100.0f32;
     while f <= 4000.0 && f < rate as f32 / 2.0 {
@@ -254,9 +232,5 @@ pub fn wav_tone_purity(path: impl AsRef<Path>, freq: f32, tolerance: f32) -> f32
         }
         f += 10.0;
     }
-    if total > 0.0 {
-        (near / total) as f32
-    } else {
-        0.0
-    }
+    if total > 0.0 { (near / total) as f32 } else { 0.0 }
 }

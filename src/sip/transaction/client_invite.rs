@@ -89,12 +89,12 @@ impl ClientInvite {
 
     pub fn on_timer(&mut self, now: Instant, key: &TxKey) -> Actions {
         let mut actions = Actions::default();
-        if let Some((at, interval)) = self.timer_a {
-            if at <= now {
-                actions.transmit.push(self.bytes.clone());
-                let next = interval * 2;
-                self.timer_a = Some((now + next, next));
-            }
+        if let Some((at, interval)) = self.timer_a
+            && at <= now
+        {
+            actions.transmit.push(self.bytes.clone());
+            let next = interval * 2;
+            self.timer_a = Some((now + next, next));
         }
         if self.deadline.is_some_and(|d| d <= now) {
             actions.terminated = true;
@@ -111,7 +111,7 @@ impl ClientInvite {
         let mut ack = Request {
             method: Method::Ack,
             uri: self.request.uri.clone(),
-            version: self.request.version.clone(),
+            version: self.request.version,
             headers: Default::default(),
             body: vec![],
         };

@@ -65,12 +65,12 @@ impl ClientNonInvite {
             }
             return actions;
         }
-        if let Some((at, interval)) = self.timer_e {
-            if at <= now {
-                actions.transmit.push(self.bytes.clone());
-                let next = if self.state == State::Proceeding { T2 } else { backoff(interval, Some(T2)) };
-                self.timer_e = Some((now + next, next));
-            }
+        if let Some((at, interval)) = self.timer_e
+            && at <= now
+        {
+            actions.transmit.push(self.bytes.clone());
+            let next = if self.state == State::Proceeding { T2 } else { backoff(interval, Some(T2)) };
+            self.timer_e = Some((now + next, next));
         }
         actions
     }

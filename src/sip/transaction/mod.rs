@@ -12,7 +12,9 @@ mod client_non_invite;
 mod server_invite;
 mod server_non_invite;
 
-use super::message::{MessageExt, Method, Request, Response, SipMessage, code, request_bytes, response_bytes, uri_param};
+use super::message::{
+    MessageExt, Method, Request, Response, SipMessage, code, request_bytes, response_bytes, uri_param,
+};
 use super::transport::Peer;
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -55,6 +57,7 @@ pub enum TxEvent {
 
 /// Something the driver must do.
 #[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)] // moved once per message; boxing would allocate for each
 pub enum Output {
     /// Send these bytes.
     Transmit { to: Peer, bytes: Vec<u8> },
@@ -70,6 +73,7 @@ pub(crate) struct Actions {
     pub terminated: bool,
 }
 
+#[allow(clippy::large_enum_variant, clippy::enum_variant_names)] // RFC 3261's four machines, one per transaction
 enum Machine {
     ClientInvite(client_invite::ClientInvite),
     ClientNonInvite(client_non_invite::ClientNonInvite),
@@ -138,11 +142,7 @@ impl TransactionLayer {
     }
 
     fn receive_response(&mut self, now: Instant, resp: Response) {
-        let key = TxKey {
-            branch: resp.top_branch().unwrap_or_default(),
-            method: resp.cseq().1,
-            server: false,
-        };
+        let key = TxKey { branch: resp.top_branch().unwrap_or_default(), method: resp.cseq().1, server: false };
         let Some(tx) = self.txs.get_mut(&key) else {
             tracing::debug!(code = code(&resp), branch = %key.branch, "stray response dropped");
             return;
@@ -194,11 +194,16 @@ impl TransactionLayer {
                         resp = super::message::response_to(&req, 200, m.to_tag().as_deref());
                     }
                 }
-                self.txs.insert(key.clone(), Tx {
-                    peer: source,
-                    machine: Machine::ServerNonInvite(server_non_invite::ServerNonInvite::new(source.transport.reliable())),
-                    dialog_match: None,
-                });
+                self.txs.insert(
+                    key.clone(),
+                    Tx {
+                        peer: source,
+                        machine: Machine::ServerNonInvite(server_non_invite::ServerNonInvite::new(
+                            source.transport.reliable(),
+                        )),
+                        dialog_match: None,
+                    },
+                );
                 self.respond(now, &key, resp);
                 if cancelled {
                     self.out.push_back(Output::Event(TxEvent::Cancelled { invite: invite_key }));
@@ -206,13 +211,15 @@ impl TransactionLayer {
             }
             Method::Invite => {
                 let (m, actions) = server_invite::ServerInvite::new(now, &req, source.transport.reliable());
-                self.txs.insert(key.clone(), Tx { peer: source, machine: Machine::ServerInvite(m), dialog_match: None });
+                self.txs
+                    .insert(key.clone(), Tx { peer: source, machine: Machine::ServerInvite(m), dialog_match: None });
                 self.apply(key.clone(), actions);
                 self.out.push_back(Output::Event(TxEvent::Request { key, request: req, source }));
             }
             _ => {
                 let m = server_non_invite::ServerNonInvite::new(source.transport.reliable());
-                self.txs.insert(key.clone(), Tx { peer: source, machine: Machine::ServerNonInvite(m), dialog_match: None });
+                self.txs
+                    .insert(key.clone(), Tx { peer: source, machine: Machine::ServerNonInvite(m), dialog_match: None });
                 self.out.push_back(Output::Event(TxEvent::Request { key, request: req, source }));
             }
         }
@@ -316,7 +323,13 @@ pub fn stamp_received(req: &mut Request, source: Peer) {
     if wants_rport {
         new_via = new_via
             .split(';')
-            .map(|p| if p.trim().eq_ignore_ascii_case("rport") { format!("rport={}", source.addr.port()) } else { p.to_string() })
+            .map(|p| {
+                if p.trim().eq_ignore_ascii_case("rport") {
+                    format!("rport={}", source.addr.port())
+                } else {
+                    p.to_string()
+                }
+            })
             .collect::<Vec<_>>()
             .join(";");
     }

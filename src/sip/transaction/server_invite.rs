@@ -69,10 +69,10 @@ impl ServerInvite {
             }
             return actions;
         }
-        if matches!(self.state, State::Proceeding | State::Completed | State::Accepted) {
-            if let Some(r) = &self.last_response {
-                actions.transmit.push(r.clone());
-            }
+        if matches!(self.state, State::Proceeding | State::Completed | State::Accepted)
+            && let Some(r) = &self.last_response
+        {
+            actions.transmit.push(r.clone());
         }
         actions
     }
@@ -109,14 +109,14 @@ impl ServerInvite {
             }
             return actions;
         }
-        if let Some((at, interval)) = self.timer_g {
-            if at <= now {
-                if let Some(r) = &self.last_response {
-                    actions.transmit.push(r.clone());
-                }
-                let next = backoff(interval, Some(T2));
-                self.timer_g = Some((now + next, next));
+        if let Some((at, interval)) = self.timer_g
+            && at <= now
+        {
+            if let Some(r) = &self.last_response {
+                actions.transmit.push(r.clone());
             }
+            let next = backoff(interval, Some(T2));
+            self.timer_g = Some((now + next, next));
         }
         actions
     }
