@@ -128,7 +128,7 @@ fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<
 /// Open the desktop window; returns when it is closed.
 /// No account anywhere: start the built-in local service (registrar, park service, the
 /// demo line "bob") in this process and sign in as "me", so the phone works at once.
-fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<orbitphone::ui::Start> {
+fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::Start, String)> {
     use orbitphone::net::serve;
     let handle = rt.block_on(async {
         let accounts = serve::demo_accounts();
@@ -156,19 +156,21 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<orbitphone::ui::St
         park_uri: None,
         keepalive_secs: 0,
     };
-    eprintln!(
-        "orbit: no account configured; local mode on {} — call \"bob\" (demo line), park him, pick him up from 7000. carol's password: {}",
+    let welcome = format!(
+        "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",
         handle.registrar,
         handle.accounts.get("carol").map(String::as_str).unwrap_or("?")
     );
+    eprintln!("orbit: {welcome}");
     // The service lives as long as the process.
     std::mem::forget(handle);
-    Ok(orbitphone::ui::Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
+    let start = orbitphone::ui::Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
         account,
         listen: "127.0.0.1:0".parse().expect("static address"),
         ca_file: None,
         audio: Default::default(),
-    })))
+    }));
+    Ok((start, welcome))
 }
 
 fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
@@ -179,6 +181,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         ),
         None => None,
     };
+    let mut welcome = None;
     let start = match &args.account {
         Some(aor) => {
             // The same fields as the account form; nothing is saved for a quick start.
@@ -203,7 +206,13 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             let saved = ui::settings::config_dir()
                 .and_then(|d| ui::settings::Settings::load(&d).ok())
                 .is_some_and(|s| s.account().is_some());
-            if saved { Start::Saved { password } } else { local_mode(rt)? }
+            if saved {
+                Start::Saved { password }
+            } else {
+                let (start, text) = local_mode(rt)?;
+                welcome = Some(text);
+                start
+            }
         }
     };
     let theme = match args.theme.as_deref() {
@@ -220,6 +229,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         start,
         dial: args.uri.clone(),
         listen: args.listen,
+        welcome,
     };
     let native = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()

@@ -131,6 +131,7 @@ impl World {
             .expect("alice's engine");
         let clipboard = MemoryClipboard::default();
         let app = OrbitApp::new(AppOptions {
+            welcome: None,
             runtime: rt.handle().clone(),
             config_dir: None,
             clipboard: Box::new(clipboard.clone()),
@@ -343,6 +344,7 @@ fn first_run_form_signs_in_and_never_saves_the_password() {
     let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let app = OrbitApp::new(AppOptions {
+        welcome: None,
         runtime: rt.handle().clone(),
         config_dir: Some(dir.clone()),
         clipboard: Box::new(MemoryClipboard::default()),

@@ -82,6 +82,8 @@ pub struct AppOptions {
     pub dial: Option<String>,
     /// Where the engine binds SIP.
     pub listen: SocketAddr,
+    /// A first notice to show (the local mode explains itself).
+    pub welcome: Option<String>,
 }
 
 /// The engine as the window sees it.
@@ -123,6 +125,9 @@ impl OrbitApp {
             None => (Settings::default(), None),
         };
         let mut model = Model::default();
+        if let Some(welcome) = &opts.welcome {
+            model.notice(welcome.clone());
+        }
         if let Some(dir) = &opts.config_dir {
             model.history = settings::load_history(dir);
         }
