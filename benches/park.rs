@@ -17,17 +17,10 @@ use std::time::{Duration, Instant};
 
 fn account(user: &str, park: SocketAddr, auto_answer: bool) -> Account {
     Account {
-        aor: format!("sip:{user}@127.0.0.1"),
-        display_name: None,
-        auth_user: user.into(),
         password: Some(format!("{user}-pw")),
-        transport: Transport::Udp,
-        outbound: None,
-        register: false,
-        expires: 600,
         auto_answer,
         park_uri: Some(format!("sip:park@{park}")),
-        keepalive_secs: 0,
+        ..Account::new(&format!("sip:{user}@127.0.0.1"))
     }
 }
 

@@ -144,17 +144,12 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::S
     })?;
     let password = handle.accounts.get("me").cloned();
     let account = orbitphone::phone::account::Account {
-        aor: format!("sip:me@{}", handle.registrar),
         display_name: Some("Me".into()),
-        auth_user: "me".into(),
         password,
-        transport: orbitphone::sip::transport::Transport::Udp,
         outbound: Some(handle.registrar),
         register: true,
         expires: 3600,
-        auto_answer: false,
-        park_uri: None,
-        keepalive_secs: 0,
+        ..orbitphone::phone::account::Account::new(&format!("sip:me@{}", handle.registrar))
     };
     let welcome = format!(
         "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",

@@ -21,17 +21,9 @@ pub fn addr(port: u16) -> SocketAddr {
 
 pub fn account(user: &str) -> Account {
     Account {
-        aor: format!("sip:{user}@127.0.0.1"),
         display_name: Some(user.to_uppercase()),
-        auth_user: user.into(),
         password: Some(format!("{user}-pw")),
-        transport: Transport::Udp,
-        outbound: None,
-        register: false,
-        expires: 600,
-        auto_answer: false,
-        park_uri: None,
-        keepalive_secs: 0,
+        ..Account::new(&format!("sip:{user}@127.0.0.1"))
     }
 }
 

@@ -93,17 +93,13 @@ fn demo_message() -> Option<std::path::PathBuf> {
 pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
     let Some(password) = handle.accounts.get("bob").cloned() else { return Ok(()) };
     let account = crate::phone::account::Account {
-        aor: format!("sip:bob@{}", handle.registrar),
         display_name: Some("Bob (demo line)".into()),
-        auth_user: "bob".into(),
         password: Some(password),
-        transport: Transport::Udp,
         outbound: Some(handle.registrar),
         register: true,
         expires: 3600,
         auto_answer: true,
-        park_uri: None,
-        keepalive_secs: 0,
+        ..crate::phone::account::Account::new(&format!("sip:bob@{}", handle.registrar))
     };
     let audio = super::media_task::AudioIo { input: demo_message(), output: None, ..Default::default() };
     let cfg = super::phone_driver::PhoneConfig {

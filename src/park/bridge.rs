@@ -118,46 +118,22 @@ impl ParkService {
         park.pending =
             Some(Pending3pcc::AnswerRetriever { server_tx: key, invite: req.clone(), local_tag: new_tag(), source });
         self.notify(now, id, &ParkNotice::Retrieved { by });
-        self.reinvite_parkee(now, id, req.body.clone());
+        self.reinvite_leg(now, id, true, req.body.clone());
     }
 
-    /// Send a re-INVITE on the parkee leg with `body` (empty = ask for their offer).
-    pub(super) fn reinvite_parkee(&mut self, now: Instant, id: ParkId, body: Vec<u8>) {
+    /// Send a re-INVITE on the parkee leg (or the other leg) with `body` (empty = ask
+    /// for their offer).
+    pub(super) fn reinvite_leg(&mut self, now: Instant, id: ParkId, parkee_leg: bool, body: Vec<u8>) {
+        let leg_of = |p: &super::service::Park| if parkee_leg { p.parkee.clone() } else { p.other.clone() };
+        let Some(transport) = self.parks.get(&id).and_then(leg_of).map(|l| l.peer.transport) else { return };
+        let via = self.via(transport);
         let Some(park) = self.parks.get_mut(&id) else { return };
-        let Some(leg) = park.parkee.as_mut() else { return };
-        let via = format!(
-            "SIP/2.0/{} {};branch={};rport",
-            leg.peer.transport.via_token(),
-            self.local
-                .get(&leg.peer.transport)
-                .or_else(|| self.local.values().next())
-                .copied()
-                .unwrap_or(self.music_addr),
-            message::new_branch()
-        );
+        let Some(leg) = (if parkee_leg { park.parkee.as_mut() } else { park.other.as_mut() }) else { return };
         let extra = if body.is_empty() { vec![] } else { vec![("Content-Type", "application/sdp".to_string())] };
         let req = leg.dialog.request(Method::Invite, via, extra, body);
         let peer = leg.peer;
-        self.send(now, req, peer, Purpose::ReInviteParkee(id));
-    }
-
-    fn reinvite_other(&mut self, now: Instant, id: ParkId, body: Vec<u8>) {
-        let Some(park) = self.parks.get_mut(&id) else { return };
-        let Some(leg) = park.other.as_mut() else { return };
-        let via = format!(
-            "SIP/2.0/{} {};branch={};rport",
-            leg.peer.transport.via_token(),
-            self.local
-                .get(&leg.peer.transport)
-                .or_else(|| self.local.values().next())
-                .copied()
-                .unwrap_or(self.music_addr),
-            message::new_branch()
-        );
-        let extra = if body.is_empty() { vec![] } else { vec![("Content-Type", "application/sdp".to_string())] };
-        let req = leg.dialog.request(Method::Invite, via, extra, body);
-        let peer = leg.peer;
-        self.send(now, req, peer, Purpose::ReInviteOther(id));
+        let purpose = if parkee_leg { Purpose::ReInviteParkee(id) } else { Purpose::ReInviteOther(id) };
+        self.send(now, req, peer, purpose);
     }
 
     fn ack_leg(&mut self, id: ParkId, parkee_leg: bool, seq: u32, body: Vec<u8>, now: Instant) {
@@ -369,7 +345,7 @@ impl ParkService {
         self.release_orbit(now, id);
         let by = if fallback { self.cfg.park.fallback.clone().unwrap_or(by) } else { by };
         self.notify(now, id, &ParkNotice::Retrieved { by });
-        self.reinvite_parkee(now, id, resp.body.clone());
+        self.reinvite_leg(now, id, true, resp.body.clone());
     }
 
     // ---- in-dialog requests ---------------------------------------------------------------
@@ -443,9 +419,9 @@ impl ParkService {
             State::Bridged if park.pending.is_none() && req.method == Method::Invite => {
                 park.pending = Some(Pending3pcc::Relay { from_parkee, server_tx: key, req: req.clone() });
                 if from_parkee {
-                    self.reinvite_other(now, id, req.body.clone());
+                    self.reinvite_leg(now, id, false, req.body.clone());
                 } else {
-                    self.reinvite_parkee(now, id, req.body.clone());
+                    self.reinvite_leg(now, id, true, req.body.clone());
                 }
             }
             State::Parked | State::Ringing { .. } if from_parkee => {

@@ -541,8 +541,9 @@ impl ParkService {
 
     /// Send a NOTIFY on the control subscription (final ones terminate it).
     pub(super) fn notify(&mut self, now: Instant, id: ParkId, notice: &ParkNotice) {
+        let Some(transport) = self.parks.get(&id).map(|p| p.control_peer.transport) else { return };
+        let via = self.via(transport);
         let Some(park) = self.parks.get_mut(&id) else { return };
-        let transport = park.control_peer.transport;
         let Some(sub) = park.control.as_mut() else { return };
         let last = notice.is_final() || sub.state == SubState::Terminated;
         let state = if last {
@@ -551,16 +552,6 @@ impl ParkService {
             SubscriptionState::header(SubState::Active, sub.remaining(now), None)
         };
         let body = serde_json::to_vec(notice).unwrap_or_default();
-        let via = format!(
-            "SIP/2.0/{} {};branch={};rport",
-            transport.via_token(),
-            self.local
-                .get(&transport)
-                .or_else(|| self.local.values().next())
-                .copied()
-                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 5099))),
-            new_branch()
-        );
         let req = sub.dialog.request(
             Method::Notify,
             via,

@@ -31,6 +31,24 @@ pub struct Account {
 }
 
 impl Account {
+    /// An account for `aor` with the defaults: UDP, no outbound proxy, no registration,
+    /// no password, ten-minute registrations, no keepalive, default park URI.
+    pub fn new(aor: &str) -> Self {
+        Account {
+            aor: aor.to_string(),
+            display_name: None,
+            auth_user: uri_user(aor).unwrap_or_default(),
+            password: None,
+            transport: Transport::Udp,
+            outbound: None,
+            register: false,
+            expires: 600,
+            auto_answer: false,
+            park_uri: None,
+            keepalive_secs: 0,
+        }
+    }
+
     /// The user part of the AOR.
     pub fn user(&self) -> String {
         uri_user(&self.aor).unwrap_or_else(|| self.auth_user.clone())
