@@ -23,7 +23,10 @@ for arg in "$@"; do
 done
 
 # Compiling the app (native audio, bundled C code).
-build_pkgs=(build-essential pkg-config cmake libasound2-dev)
+build_pkgs=(build-essential pkg-config cmake libasound2-dev
+    # The window loads X11/Wayland and OpenGL at run time (eframe/glow).
+    libx11-6 libx11-xcb1 libxcb1 libxcursor1 libxi6 libxrender1 libxkbcommon0 libxkbcommon-x11-0
+    libgl1 libglx-mesa0 libgl1-mesa-dri espeak-ng)
 # Real SIP peers and audio tools used by the integration tests (tests/common/),
 # packet capture to inspect RTP, and a virtual X server + ImageMagick for GUI tests.
 test_pkgs=(
