@@ -214,3 +214,40 @@ fn baresip_srtp_mandatory_calls_orbit() {
     assert!(!heard.is_empty(), "baresip recorded nothing");
     assert_tone(&heard[heard.len() - 1], 440.0, "bob");
 }
+
+#[test]
+fn audio_flows_again_after_hold_and_resume() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new("media-hold");
+    let tone = dir.join("1000.wav");
+    write_tone_wav(&tone, 1000.0, 60.0, 8000);
+    let out = dir.join("heard.wav");
+    let bob = Baresip::start(BaresipOpts::registered("bob", "bobpw", k.port()).auto_answer(true).audio_source(&tone));
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let out_arg = out.to_string_lossy().to_string();
+    let mut alice = Orbit::start(
+        &["--account", "sip:alice@127.0.0.1", "--proxy", &proxy, "--audio-out", &out_arg],
+        Some("alicepw"),
+    );
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    let call = alice.wait_event("call_established", T)["call"].as_u64().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    alice.send(&format!("hold {call}"));
+    alice.wait_event("call_held", T);
+    std::thread::sleep(Duration::from_millis(1500));
+    alice.send(&format!("resume {call}"));
+    alice.wait_event("call_resumed", T);
+    std::thread::sleep(Duration::from_secs(2));
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    // The last second of what we heard is bob's tone again, at a normal level.
+    let (samples, rate) = read_wav(&out);
+    let last =
+        &samples[samples.len().saturating_sub(rate as usize + rate as usize / 4)..samples.len() - rate as usize / 4];
+    let f = common::wav::dominant_frequency(last, rate);
+    let rms = (last.iter().map(|s| s * s).sum::<f32>() / last.len() as f32).sqrt();
+    assert!((f - 1000.0).abs() <= 10.0, "after resume we hear {f} Hz, expected bob's 1000 Hz");
+    assert!(rms > 0.05, "after resume the level is {rms}");
+}
