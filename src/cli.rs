@@ -177,8 +177,13 @@ fn print_event(ev: &Event) {
 /// Run the CLI until `quit` or EOF.
 pub async fn run(args: CliArgs) -> anyhow::Result<()> {
     let account = account_from_args(&args).await.map_err(anyhow::Error::msg)?;
-    let audio =
-        AudioIo { input: args.audio_in.clone(), output: args.audio_out.clone(), opus: args.opus, srtp: args.srtp };
+    let audio = AudioIo {
+        input: args.audio_in.clone(),
+        output: args.audio_out.clone(),
+        opus: args.opus,
+        srtp: args.srtp,
+        echo: false,
+    };
     let cfg = PhoneConfig { account, listen: args.listen, ca_file: args.ca.clone(), audio };
     let mut phone = phone_driver::start(cfg).await.map_err(anyhow::Error::msg)?;
     let commands = phone.commands.clone();

@@ -23,8 +23,11 @@ fn local_mode_register_call_park_and_retrieve() {
     let stdout = serve.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut accounts = std::collections::HashMap::new();
-    while accounts.len() < 3 {
+    loop {
         let line = lines.next().expect("serve output").unwrap();
+        if line.starts_with("orbits:") {
+            break;
+        }
         if let Some(rest) = line.strip_prefix("account sip:") {
             let (user, pw) = rest.split_once(" password ").unwrap();
             accounts.insert(user.split('@').next().unwrap().to_string(), pw.to_string());
@@ -60,6 +63,21 @@ fn local_mode_register_call_park_and_retrieve() {
     carol.wait_event("stopped", T);
     let level = wav_rms(&heard);
     assert!(level > 0.01, "carol heard nothing from the demo line (rms {level})");
+
+    // The echo line sends back what it hears.
+    let tone = dir.join("440.wav");
+    write_tone_wav(&tone, 440.0, 30.0, 8000);
+    let echoed = dir.join("echoed.wav");
+    let (tone_arg, echoed_arg) = (tone.to_string_lossy().to_string(), echoed.to_string_lossy().to_string());
+    let mut me2 = phone("me", &["--audio-in", &tone_arg, "--audio-out", &echoed_arg]);
+    me2.send("dial echo");
+    me2.wait_event("call_established", T);
+    std::thread::sleep(Duration::from_secs(2));
+    me2.send("quit");
+    me2.wait_event("stopped", T);
+    let f = wav_dominant_frequency(&echoed);
+    assert!((f - 440.0).abs() <= 10.0, "the echo line sent back {f} Hz, expected our 440 Hz");
+    assert!(wav_rms(&echoed) > 0.02, "echo too quiet: {}", wav_rms(&echoed));
     let _ = serve.kill();
     let _ = serve.wait();
 }

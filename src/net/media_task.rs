@@ -50,6 +50,8 @@ pub struct AudioIo {
     pub opus: bool,
     /// SRTP policy (SDES).
     pub srtp: SrtpMode,
+    /// Send back what we hear (the demo echo line): the microphone is the last mixed frame.
+    pub echo: bool,
 }
 
 impl AudioIo {
@@ -398,6 +400,7 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
     let mut sink: Option<WavSink> = None;
     let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
+    let mut last_mix = vec![0i16; BUS_SAMPLES];
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -412,6 +415,7 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
         match input {
             Internal::Tick => {
                 let mic = match source.as_mut() {
+                    _ if io.echo => last_mix.clone(),
                     Some(s) => s.next_frame(BUS_SAMPLES),
                     None => vec![0i16; BUS_SAMPLES],
                 };
@@ -442,9 +446,11 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                         Err(e) => tracing::warn!("audio output {}: {e}", path.display()),
                     }
                 }
+                let frame: Vec<i16> = mix.iter().map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16).collect();
+                if io.echo {
+                    last_mix.copy_from_slice(&frame);
+                }
                 if let Some(s) = sink.as_mut() {
-                    let frame: Vec<i16> =
-                        mix.iter().map(|v| (*v).clamp(i16::MIN as i32, i16::MAX as i32) as i16).collect();
                     let _ = s.write(&frame);
                 }
             }

@@ -23,9 +23,10 @@ pub struct ServeHandle {
     pub accounts: BTreeMap<String, String>,
 }
 
-/// Demo accounts of the local mode: you, and two colleagues to park with.
+/// Demo accounts of the local mode: you, a colleague to retrieve as, and the two demo
+/// lines (`bob` talks, `echo` sends back what it hears).
 pub fn demo_accounts() -> BTreeMap<String, String> {
-    ["me", "bob", "carol"].iter().map(|u| (u.to_string(), crate::sip::message::random_token(10))).collect()
+    ["me", "bob", "carol", "echo"].iter().map(|u| (u.to_string(), crate::sip::message::random_token(10))).collect()
 }
 
 /// Start the registrar on `listen` and the park service from `park` (whose
@@ -89,30 +90,35 @@ fn demo_message() -> Option<std::path::PathBuf> {
 }
 
 /// Start the demo lines against a running local server: `bob` answers every call and
-/// talks (a spoken message on a loop), so you can park him and pick him up again.
+/// talks (a spoken message on a loop), so you can park him and pick him up again;
+/// `echo` answers and sends back what it hears, so you can hear your own path.
 pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
-    let Some(password) = handle.accounts.get("bob").cloned() else { return Ok(()) };
-    let account = crate::phone::account::Account {
-        display_name: Some("Bob (demo line)".into()),
-        password: Some(password),
-        outbound: Some(handle.registrar),
-        register: true,
-        expires: 3600,
-        auto_answer: true,
-        ..crate::phone::account::Account::new(&format!("sip:bob@{}", handle.registrar))
-    };
-    let audio = super::media_task::AudioIo { input: demo_message(), output: None, ..Default::default() };
-    let cfg = super::phone_driver::PhoneConfig {
-        account,
-        listen: SocketAddr::new(handle.registrar.ip(), 0),
-        ca_file: None,
-        audio,
-    };
-    let mut line = super::phone_driver::start(cfg).await?;
-    // Nobody reads the demo line's events; drain them so its engine never waits.
-    let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
-    tokio::spawn(async move { while events.recv().await.is_some() {} });
-    handle.demo_lines.push(line);
+    let lines = [("bob", "Bob (demo line)", false), ("echo", "Echo line", true)];
+    for (user, name, echo) in lines {
+        let Some(password) = handle.accounts.get(user).cloned() else { continue };
+        let account = crate::phone::account::Account {
+            display_name: Some(name.into()),
+            password: Some(password),
+            outbound: Some(handle.registrar),
+            register: true,
+            expires: 3600,
+            auto_answer: true,
+            ..crate::phone::account::Account::new(&format!("sip:{user}@{}", handle.registrar))
+        };
+        let input = if echo { None } else { demo_message() };
+        let audio = super::media_task::AudioIo { input, echo, ..Default::default() };
+        let cfg = super::phone_driver::PhoneConfig {
+            account,
+            listen: SocketAddr::new(handle.registrar.ip(), 0),
+            ca_file: None,
+            audio,
+        };
+        let mut line = super::phone_driver::start(cfg).await?;
+        // Nobody reads a demo line's events; drain them so its engine never waits.
+        let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        handle.demo_lines.push(line);
+    }
     Ok(())
 }
 
@@ -129,7 +135,7 @@ pub async fn run_forever(listen: SocketAddr, config: Option<ParkConfig>) -> anyh
     let mut handle = start(listen, park).await.map_err(anyhow::Error::msg)?;
     if demo {
         start_demo_lines(&mut handle).await.map_err(anyhow::Error::msg)?;
-        println!("demo line: call bob (he answers and talks) to try park and retrieve");
+        println!("demo lines: call bob (he answers and talks) to try park and retrieve; call echo to hear yourself");
     }
     let park_addrs: Vec<String> = handle.park.local.iter().map(|(t, a)| format!("{t}:{a}")).collect();
     println!("orbit serve: registrar on udp:{} (and tcp), park service on {}", handle.registrar, park_addrs.join(", "));
