@@ -152,7 +152,7 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::S
         ..orbitphone::phone::account::Account::new(&format!("sip:me@{}", handle.registrar))
     };
     let welcome = format!(
-        "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000; call echo to hear yourself. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",
+        "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000; call echo to hear yourself; call callme and Bob calls you back. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",
         handle.registrar,
         handle.accounts.get("carol").map(String::as_str).unwrap_or("?")
     );

@@ -69,10 +69,20 @@ fn local_mode_register_call_park_and_retrieve() {
     write_tone_wav(&tone, 440.0, 30.0, 8000);
     let echoed = dir.join("echoed.wav");
     let (tone_arg, echoed_arg) = (tone.to_string_lossy().to_string(), echoed.to_string_lossy().to_string());
+    // A new "me" with a microphone and a speaker; the first one signs off (un-REGISTER).
+    me.send("quit");
+    me.wait_event("stopped", T);
     let mut me2 = phone("me", &["--audio-in", &tone_arg, "--audio-out", &echoed_arg]);
     me2.send("dial echo");
     me2.wait_event("call_established", T);
     std::thread::sleep(Duration::from_secs(2));
+    me2.send("hangup");
+    me2.wait_event("call_ended", T);
+    // "Have Bob call me": callme declines and rings us back.
+    me2.send("dial callme");
+    me2.wait_event("call_ended", T);
+    let back = me2.wait_event("call_incoming", T);
+    assert!(back["from"].as_str().unwrap().starts_with("sip:callme@"), "{back}");
     me2.send("quit");
     me2.wait_event("stopped", T);
     let f = wav_dominant_frequency(&echoed);

@@ -26,7 +26,10 @@ pub struct ServeHandle {
 /// Demo accounts of the local mode: you, a colleague to retrieve as, and the two demo
 /// lines (`bob` talks, `echo` sends back what it hears).
 pub fn demo_accounts() -> BTreeMap<String, String> {
-    ["me", "bob", "carol", "echo"].iter().map(|u| (u.to_string(), crate::sip::message::random_token(10))).collect()
+    ["me", "bob", "carol", "echo", "callme"]
+        .iter()
+        .map(|u| (u.to_string(), crate::sip::message::random_token(10)))
+        .collect()
 }
 
 /// Start the registrar on `listen` and the park service from `park` (whose
@@ -93,8 +96,15 @@ fn demo_message() -> Option<std::path::PathBuf> {
 /// talks (a spoken message on a loop), so you can park him and pick him up again;
 /// `echo` answers and sends back what it hears, so you can hear your own path.
 pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
-    let lines = [("bob", "Bob (demo line)", false), ("echo", "Echo line", true)];
-    for (user, name, echo) in lines {
+    // (user, display name, echo, calls back instead of answering)
+    let lines = [
+        ("bob", "Bob (demo line)", false, false),
+        ("echo", "Echo line", true, false),
+        ("callme", "Bob (calls you back)", false, true),
+    ];
+    // One recording for every line that talks (written before any line reads it).
+    let message = demo_message();
+    for (user, name, echo, calls_back) in lines {
         let Some(password) = handle.accounts.get(user).cloned() else { continue };
         let account = crate::phone::account::Account {
             display_name: Some(name.into()),
@@ -102,10 +112,10 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
             outbound: Some(handle.registrar),
             register: true,
             expires: 3600,
-            auto_answer: true,
+            auto_answer: !calls_back,
             ..crate::phone::account::Account::new(&format!("sip:{user}@{}", handle.registrar))
         };
-        let input = if echo { None } else { demo_message() };
+        let input = if echo { None } else { message.clone() };
         let audio = super::media_task::AudioIo { input, echo, ..Default::default() };
         let cfg = super::phone_driver::PhoneConfig {
             account,
@@ -114,9 +124,22 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
             audio,
         };
         let mut line = super::phone_driver::start(cfg).await?;
-        // Nobody reads a demo line's events; drain them so its engine never waits.
+        // Nobody else reads a demo line's events; drain them so its engine never waits.
+        // "Have Bob call me": the callme line declines the call and rings the caller back.
         let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        let commands = line.commands.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = events.recv().await {
+                if let (true, crate::phone::Event::CallIncoming { call, from, .. }) = (calls_back, ev) {
+                    let _ = commands.send(crate::phone::Command::Hangup { call: Some(call) }).await;
+                    let commands = commands.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                        let _ = commands.send(crate::phone::Command::Dial { target: from }).await;
+                    });
+                }
+            }
+        });
         handle.demo_lines.push(line);
     }
     Ok(())
@@ -135,7 +158,9 @@ pub async fn run_forever(listen: SocketAddr, config: Option<ParkConfig>) -> anyh
     let mut handle = start(listen, park).await.map_err(anyhow::Error::msg)?;
     if demo {
         start_demo_lines(&mut handle).await.map_err(anyhow::Error::msg)?;
-        println!("demo lines: call bob (he answers and talks) to try park and retrieve; call echo to hear yourself");
+        println!(
+            "demo lines: call bob (he answers and talks) to try park and retrieve; call echo to hear yourself; call callme and Bob calls you back"
+        );
     }
     let park_addrs: Vec<String> = handle.park.local.iter().map(|(t, a)| format!("{t}:{a}")).collect();
     println!("orbit serve: registrar on udp:{} (and tcp), park service on {}", handle.registrar, park_addrs.join(", "));
