@@ -71,6 +71,7 @@ async fn latency(cycles: usize, parked: usize) {
     let mut carol = phone("carol", park_addr, false).await;
     let bob_addr = bob.local[&Transport::Udp];
     let (mut park_ms, mut retrieve_ms) = (vec![], vec![]);
+    let cycles_started = Instant::now();
     for _ in 0..cycles {
         alice.commands.send(Command::Dial { target: format!("sip:bob@{bob_addr}") }).await.unwrap();
         let Event::CallEstablished { call, .. } =
@@ -98,6 +99,11 @@ async fn latency(cycles: usize, parked: usize) {
         until(&mut alice, |e| matches!(e, Event::ParkRetrieved { .. })).await;
         while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(2), bob.events.recv()).await {}
     }
+    // Whole cycles (call, park, retrieve, hang up), one at a time from one parker.
+    let per_second = cycles as f64 / cycles_started.elapsed().as_secs_f64();
+    println!(
+        "cycles: {cycles} call+park+retrieve+hang-up cycles, one after another: {per_second:.0} per second (sipp-driven concurrent load not measured)"
+    );
     // Memory: park 1,000 calls and leave them parked.
     let before = rss_kb();
     for _ in 0..parked {
