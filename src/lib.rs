@@ -2,6 +2,8 @@
 //! See ARCHITECTURE.md for the parts and which may depend on which.
 
 pub mod cli;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod media;
 pub mod net;
 pub mod park;

@@ -365,19 +365,7 @@ fn peer() -> Peer {
 }
 
 fn engine() -> Engine {
-    let account = Account {
-        aor: "sip:user@example.com".into(),
-        display_name: None,
-        auth_user: "user".into(),
-        password: None,
-        transport: Transport::Udp,
-        outbound: None,
-        register: false,
-        expires: 600,
-        auto_answer: false,
-        park_uri: None,
-        keepalive_secs: 0,
-    };
+    let account = Account::new("sip:user@example.com");
     let local = HashMap::from([(Transport::Udp, SocketAddr::from(([127, 0, 0, 1], 5060)))]);
     Engine::new(account, local)
 }

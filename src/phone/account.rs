@@ -96,19 +96,7 @@ mod tests {
 
     #[test]
     fn completes_targets() {
-        let a = Account {
-            aor: "sip:alice@127.0.0.1:5080".into(),
-            display_name: None,
-            auth_user: "alice".into(),
-            password: None,
-            transport: Transport::Udp,
-            outbound: None,
-            register: false,
-            expires: 600,
-            auto_answer: false,
-            park_uri: None,
-            keepalive_secs: 0,
-        };
+        let a = Account::new("sip:alice@127.0.0.1:5080");
         assert_eq!(a.complete_target("7001"), "sip:7001@127.0.0.1:5080");
         assert_eq!(a.complete_target("bob@x.org"), "sip:bob@x.org");
         assert_eq!(a.complete_target("sip:bob@x.org;transport=tcp"), "sip:bob@x.org;transport=tcp");
