@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod decode;
 pub mod g711;
 pub mod jitter;
 pub mod music;

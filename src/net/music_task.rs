@@ -45,19 +45,23 @@ pub struct MusicStats {
 /// Load the configured music, or the built-in music when there is none or it is unusable
 /// (the warning says why).
 pub fn load_music(file: Option<&Path>) -> (Vec<i16>, Option<String>) {
-    match file {
-        None => (crate::media::music::builtin_music(RATE), None),
-        Some(path) => match WavSource::open(path, RATE) {
-            Ok(src) if !src.is_empty() => (src.samples().to_vec(), None),
-            Ok(_) => (
-                crate::media::music::builtin_music(RATE),
-                Some(format!("music file {} is empty; using the built-in music", path.display())),
-            ),
-            Err(e) => (
-                crate::media::music::builtin_music(RATE),
-                Some(format!("music file {} cannot be played ({e}); using the built-in music", path.display())),
-            ),
-        },
+    let Some(path) = file else { return (crate::media::music::builtin_music(RATE), None) };
+    let is_wav = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("wav"));
+    let decoded = if is_wav {
+        WavSource::open(path, RATE).map(|s| s.samples().to_vec()).map_err(|e| e.to_string())
+    } else {
+        crate::media::decode::decode_file(path, RATE)
+    };
+    match decoded {
+        Ok(samples) if !samples.is_empty() => (samples, None),
+        Ok(_) => (
+            crate::media::music::builtin_music(RATE),
+            Some(format!("music file {} is empty; using the built-in music", path.display())),
+        ),
+        Err(e) => (
+            crate::media::music::builtin_music(RATE),
+            Some(format!("music file {} cannot be played ({e}); using the built-in music", path.display())),
+        ),
     }
 }
 
@@ -242,5 +246,42 @@ fn write_sockaddr(storage: &mut libc::sockaddr_storage, addr: &SocketAddr) -> li
             sin6.sin6_scope_id = a.scope_id();
             std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::analysis::{dominant_frequency, rms_dbfs};
+
+    /// Configured music in every supported format plays as itself; a broken file falls
+    /// back to the built-in music with a warning that names it.
+    #[test]
+    fn music_files_in_wav_flac_and_ogg_play_and_a_broken_file_falls_back() {
+        let dir = std::env::temp_dir().join(format!("orbit-music-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for ext in ["wav", "flac", "ogg"] {
+            let path = dir.join(format!("hold.{ext}"));
+            let made = std::process::Command::new("sox")
+                .args(["-n", "-r", "44100", "-c", "2"])
+                .arg(&path)
+                .args(["synth", "2", "sine", "440", "vol", "0.5"])
+                .status()
+                .expect("sox is installed by scripts/install-deps.sh");
+            assert!(made.success(), "sox could not write {ext}");
+            let (samples, warning) = load_music(Some(&path));
+            assert_eq!(warning, None, "{ext}");
+            let middle = &samples[samples.len() / 4..samples.len() * 3 / 4];
+            let f = dominant_frequency(middle, RATE);
+            assert!((f - 440.0).abs() < 5.0, "{ext}: {f} Hz");
+            assert!(rms_dbfs(middle) > -12.0, "{ext}: level {}", rms_dbfs(middle));
+            assert!((samples.len() as i64 - 16_000).abs() < 1_000, "{ext}: 2 s at 8 kHz, got {}", samples.len());
+        }
+        let broken = dir.join("broken.mp3");
+        std::fs::write(&broken, b"this is not audio").unwrap();
+        let (samples, warning) = load_music(Some(&broken));
+        assert_eq!(samples, crate::media::music::builtin_music(RATE));
+        assert!(warning.unwrap().contains("broken.mp3"));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
