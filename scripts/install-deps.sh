@@ -37,6 +37,7 @@ test_pkgs=(
     sox espeak-ng
     tshark
     xvfb imagemagick
+    desktop-file-utils
 )
 
 pkgs=("${build_pkgs[@]}")

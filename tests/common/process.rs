@@ -31,6 +31,7 @@ fn package_of(tool: &str) -> &str {
         "sox" | "soxi" => "sox",
         "espeak-ng" => "espeak-ng",
         "tshark" => "tshark",
+        "desktop-file-validate" => "desktop-file-utils",
         other => other,
     }
 }
