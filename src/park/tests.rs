@@ -422,3 +422,21 @@ fn retrieve_attempts_are_rate_limited_per_source() {
         1
     );
 }
+
+/// A park can outlive one control subscription (ten 10-minute waits): the phone refreshes
+/// it, so the parker still hears about the sixth ring-back, past the first hour.
+#[test]
+fn long_parks_keep_their_subscription_refreshed() {
+    let mut net = setup(config(|c| {
+        c.park.timeout = Duration::from_secs(600);
+        c.park.ringback_attempts = 10;
+    }));
+    park(&mut net);
+    net.advance(Duration::from_secs(3 * 3600 / 2));
+    assert!(
+        net.has(ALICE, |e| matches!(e, Event::ParkRingback { attempt: 6, of: 10, .. })),
+        "{:?}",
+        net.events[ALICE].iter().filter(|e| matches!(e, Event::ParkRingback { .. })).collect::<Vec<_>>()
+    );
+    assert!(!net.has(ALICE, |e| matches!(e, Event::ParkEnded { .. } | Event::ParkFailed { .. })));
+}

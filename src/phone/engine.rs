@@ -64,6 +64,8 @@ pub(crate) enum Timer {
     Keepalive,
     /// Retry our re-INVITE after a 491 glare.
     ReInviteRetry(CallNo),
+    /// Refresh the park control subscription of a parked call (RFC 6665 §4.1.2.1).
+    ParkRefresh(CallNo),
     /// Give up waiting for un-REGISTER and BYE answers on quit.
     StopDeadline,
 }
@@ -179,6 +181,7 @@ impl Engine {
                 Timer::RegisterRefresh => self.send_register(now, self.reg_expires),
                 Timer::Keepalive => self.send_keepalive(now),
                 Timer::ReInviteRetry(call) => self.send_reinvite(now, call),
+                Timer::ParkRefresh(call) => self.refresh_park_subscription(now, call),
                 Timer::StopDeadline => self.finish_stop(),
             }
         }
@@ -541,7 +544,7 @@ impl Engine {
                 }
             }
             Purpose::Refer { call } => self.on_refer_response(call, &resp),
-            Purpose::ParkSubscribe { call } => self.on_park_subscribe_response(call, &pending.request, &resp),
+            Purpose::ParkSubscribe { call } => self.on_park_subscribe_response(now, call, &pending.request, &resp),
             Purpose::WatchOrbits => {
                 // Not every server is an Orbit park service: log, don't alarm the user.
                 if code(&resp) >= 300 {

@@ -74,7 +74,13 @@ impl Engine {
         self.send(now, req, peer, Purpose::ParkSubscribe { call: no });
     }
 
-    pub(crate) fn on_park_subscribe_response(&mut self, no: CallNo, pending_req: &Request, resp: &Response) {
+    pub(crate) fn on_park_subscribe_response(
+        &mut self,
+        now: Instant,
+        no: CallNo,
+        pending_req: &Request,
+        resp: &Response,
+    ) {
         let status = code(resp);
         let contact = self.contact_uri();
         let Some(pc) = self.park_clients.iter_mut().find(|p| p.call == no && p.call_id == resp.call_id()) else {
@@ -83,10 +89,26 @@ impl Engine {
         if (200..300).contains(&status) {
             if pc.dialog.is_none() {
                 pc.dialog = Dialog::as_uac(pending_req, resp, &contact);
+            } else if let Some(d) = pc.dialog.as_mut() {
+                d.refresh_target(resp.header("Contact"));
+            }
+            // Refresh well before the service would let the subscription lapse: a park
+            // with long timeouts and many ring-backs can outlive one subscription period.
+            let granted = resp.header("Expires").and_then(|e| e.parse::<u64>().ok()).unwrap_or(3600);
+            if !pc.done && granted > 0 {
+                let at =
+                    now + std::time::Duration::from_secs(granted).mul_f32(0.8).max(std::time::Duration::from_secs(5));
+                self.timers.insert(super::engine::Timer::ParkRefresh(no), at);
             }
             return;
         }
         if pc.done {
+            return;
+        }
+        if pc.dialog.is_some() {
+            // A refresh was refused: the park went on, but we will hear no more of it.
+            pc.done = true;
+            self.emit(Event::ParkEnded { call: no, reason: "the park service stopped reporting on this park".into() });
             return;
         }
         pc.done = true;
@@ -160,6 +182,23 @@ impl Engine {
         }
         // Once parked, our own leg of the call is over (pull: the parkee BYEs us).
         true
+    }
+
+    /// Re-SUBSCRIBE in the control dialog of a park that is still running.
+    pub(crate) fn refresh_park_subscription(&mut self, now: Instant, no: CallNo) {
+        let via = self.via();
+        let Some(pc) = self.park_clients.iter_mut().find(|p| p.call == no && !p.done) else { return };
+        let Some(dialog) = pc.dialog.as_mut() else { return };
+        let req = dialog.request(
+            Method::Subscribe,
+            via,
+            vec![("Event", protocol::EVENT.to_string()), ("Expires", "3600".to_string())],
+            vec![],
+        );
+        let next = dialog.next_hop();
+        if let Some(peer) = self.route_for_dialog(&next) {
+            self.send(now, req, peer, Purpose::ParkSubscribe { call: no });
+        }
     }
 
     fn push_to_park(&mut self, now: Instant, no: CallNo, refer_to: &str) {
