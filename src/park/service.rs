@@ -10,7 +10,7 @@ use super::protocol::{self, ParkNotice, ParkRequest};
 use crate::media::negotiate::{self, Direction, LocalCaps, Negotiated};
 use crate::media::sdp::SessionDescription;
 use crate::sip::dialog::{Dialog, new_tag};
-use crate::sip::digest::{Algorithm, DigestServer, parse_authorization};
+use crate::sip::digest::{Algorithm, DigestServer, Refusal as DigestRefusal};
 use crate::sip::message::{self, MessageExt, Method, Request, Response, code, new_branch, random_token};
 use crate::sip::subscription::{NotifierSubscription, SubState, SubscriptionState, event_package, requested_expires};
 use crate::sip::transaction::{Output as TxOutput, TransactionLayer, TxEvent, TxKey};
@@ -433,21 +433,18 @@ impl ParkService {
             return message::name_addr_uri(&who).and_then(crate::sip::uri::uri_user).ok_or((403, vec![]));
         }
         let secs = now.saturating_duration_since(self.clock_origin.0).as_secs();
-        let challenge = |me: &Self, stale: bool| {
-            let values = me.digest.challenges(secs, &[Algorithm::Sha256, Algorithm::Md5], stale);
-            (401, values.into_iter().map(|v| ("WWW-Authenticate", v)).collect::<Vec<_>>())
-        };
-        let Some(auth) = req.header("Authorization").or_else(|| req.header("Proxy-Authorization")) else {
-            return Err(challenge(self, false));
-        };
-        let Ok(auth) = parse_authorization(&auth) else { return Err((400, vec![])) };
-        let Some(password) = self.cfg.users.get(&auth.username).cloned() else {
-            return Err((403, vec![("Warning", "399 orbit \"unknown user\"".into())]));
-        };
-        match self.digest.verify(secs, &auth, &req.method.to_string(), &password, &req.body) {
+        let header = req.header("Authorization").or_else(|| req.header("Proxy-Authorization"));
+        let users = &self.cfg.users;
+        match self.digest.check(secs, header.as_deref(), &req.method.to_string(), &req.body, |u| users.get(u).cloned())
+        {
             Ok(user) => Ok(user),
-            Err(e) if e.is_stale() => Err(challenge(self, true)),
-            Err(_) => Err((403, vec![])),
+            Err(DigestRefusal::Challenge { stale }) => {
+                let values = self.digest.challenges(secs, &[Algorithm::Sha256, Algorithm::Md5], stale);
+                Err((401, values.into_iter().map(|v| ("WWW-Authenticate", v)).collect()))
+            }
+            Err(DigestRefusal::Malformed) => Err((400, vec![])),
+            Err(DigestRefusal::UnknownUser) => Err((403, vec![("Warning", "399 orbit \"unknown user\"".into())])),
+            Err(DigestRefusal::Forbidden) => Err((403, vec![])),
         }
     }
 
@@ -474,17 +471,8 @@ impl ParkService {
             self.tl.respond(now, &key, resp);
             return;
         };
-        let local_tag = new_tag();
-        let contact = self.contact(source.transport);
-        let Some(dialog) = Dialog::as_uas(&req, &local_tag, &contact) else {
-            self.reply(now, &key, &req, 400, vec![]);
-            return;
-        };
         let expires = requested_expires(&req, MAX_CONTROL_EXPIRES).clamp(60, MAX_CONTROL_EXPIRES);
-        let mut ok = message::response_to(&req, 200, Some(&local_tag));
-        ok.add_header("Expires", expires.to_string());
-        ok.add_header("Contact", format!("<{contact}>"));
-        self.tl.respond(now, &key, ok);
+        let Some(dialog) = self.accept_subscription(now, &key, &req, source, expires) else { return };
         let id = self.next_id;
         self.next_id += 1;
         let parker = req.header("From").map(|f| crate::sip::dialog::strip_tag(&f)).unwrap_or_default();
@@ -537,6 +525,29 @@ impl ParkService {
         self.notify(now, id, &ParkNotice::Parking);
         self.pull(now, id);
         self.notify_watchers(now, &orbit);
+    }
+
+    /// Answer a SUBSCRIBE with 200 (granted `expires`, our Contact) and return the
+    /// notifier's dialog; a SUBSCRIBE without Contact gets 400 and `None`.
+    pub(super) fn accept_subscription(
+        &mut self,
+        now: Instant,
+        key: &TxKey,
+        req: &Request,
+        source: Peer,
+        expires: u32,
+    ) -> Option<Dialog> {
+        let local_tag = new_tag();
+        let contact = self.contact(source.transport);
+        let Some(dialog) = Dialog::as_uas(req, &local_tag, &contact) else {
+            self.reply(now, key, req, 400, vec![]);
+            return None;
+        };
+        let mut ok = message::response_to(req, 200, Some(&local_tag));
+        ok.add_header("Expires", expires.to_string());
+        ok.add_header("Contact", format!("<{contact}>"));
+        self.tl.respond(now, key, ok);
+        Some(dialog)
     }
 
     /// Send a NOTIFY on the control subscription (final ones terminate it).

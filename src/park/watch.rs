@@ -3,7 +3,6 @@
 //! hold a call and whose call it is.
 
 use super::service::{ParkService, Timer, Watcher};
-use crate::sip::dialog::{Dialog, new_tag};
 use crate::sip::dialog_info::{DialogEntry, DialogInfo};
 use crate::sip::message::{self, MessageExt, Method, Request};
 use crate::sip::subscription::{NotifierSubscription, SubState, SubscriptionState, requested_expires};
@@ -31,15 +30,7 @@ impl ParkService {
             return self.reply(now, &key, &req, 404, vec![]);
         };
         let expires = requested_expires(&req, MAX_WATCH_EXPIRES).min(MAX_WATCH_EXPIRES);
-        let local_tag = new_tag();
-        let contact = self.contact(source.transport);
-        let Some(dialog) = Dialog::as_uas(&req, &local_tag, &contact) else {
-            return self.reply(now, &key, &req, 400, vec![]);
-        };
-        let mut ok = message::response_to(&req, 200, Some(&local_tag));
-        ok.add_header("Expires", expires.to_string());
-        ok.add_header("Contact", format!("<{contact}>"));
-        self.tl.respond(now, &key, ok);
+        let Some(dialog) = self.accept_subscription(now, &key, &req, source, expires) else { return };
         let id = self.next_id;
         self.next_id += 1;
         let sub = NotifierSubscription {

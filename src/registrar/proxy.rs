@@ -1,6 +1,6 @@
 //! Registrar + stateless proxy (RFC 3261 §10.3 and §16.11).
 
-use crate::sip::digest::{Algorithm, DigestServer, parse_authorization};
+use crate::sip::digest::{Algorithm, DigestServer, Refusal as DigestRefusal};
 use crate::sip::message::{self, MessageExt, Method, Request, Response, SipMessage, code, header_param, name_addr_uri};
 use crate::sip::transport::{Peer, Transport};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -107,17 +107,16 @@ impl Registrar {
         challenge_code: u16,
     ) -> Result<String, Refusal> {
         let secs = self.secs(now);
-        let challenge = |me: &Self, stale: bool| {
-            let values = me.digest.challenges(secs, &[Algorithm::Sha256, Algorithm::Md5], stale);
-            (challenge_code, values.into_iter().map(|v| (challenge_header, v)).collect::<Vec<_>>())
-        };
-        let Some(value) = req.header(header) else { return Err(challenge(self, false)) };
-        let Ok(auth) = parse_authorization(&value) else { return Err((400, vec![])) };
-        let Some(password) = self.cfg.users.get(&auth.username).cloned() else { return Err((403, vec![])) };
-        match self.digest.verify(secs, &auth, &req.method.to_string(), &password, &req.body) {
+        let value = req.header(header);
+        let users = &self.cfg.users;
+        match self.digest.check(secs, value.as_deref(), &req.method.to_string(), &req.body, |u| users.get(u).cloned()) {
             Ok(user) => Ok(user),
-            Err(e) if e.is_stale() => Err(challenge(self, true)),
-            Err(_) => Err((403, vec![])),
+            Err(DigestRefusal::Challenge { stale }) => {
+                let values = self.digest.challenges(secs, &[Algorithm::Sha256, Algorithm::Md5], stale);
+                Err((challenge_code, values.into_iter().map(|v| (challenge_header, v)).collect()))
+            }
+            Err(DigestRefusal::Malformed) => Err((400, vec![])),
+            Err(DigestRefusal::UnknownUser | DigestRefusal::Forbidden) => Err((403, vec![])),
         }
     }
 

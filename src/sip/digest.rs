@@ -109,6 +109,22 @@ pub enum DigestError {
     UnsupportedAlgorithm(String),
 }
 
+/// What a server should answer when a request's credentials are not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No credentials, or a stale nonce: challenge (again).
+    Challenge {
+        /// Tell the client its password was right but the nonce is old.
+        stale: bool,
+    },
+    /// The credentials header does not parse.
+    Malformed,
+    /// No such user.
+    UnknownUser,
+    /// Wrong password, forged nonce, replay.
+    Forbidden,
+}
+
 /// Why the server refused a request's credentials.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum VerifyError {
@@ -615,6 +631,26 @@ impl DigestServer {
                 h
             })
             .collect()
+    }
+
+    /// The whole server-side check of one request: `header_value` is its Authorization
+    /// (or Proxy-Authorization) value, `password_of` looks users up. Ok(user) or what to answer.
+    pub fn check(
+        &mut self,
+        now_secs: u64,
+        header_value: Option<&str>,
+        method: &str,
+        body: &[u8],
+        password_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<String, Refusal> {
+        let value = header_value.ok_or(Refusal::Challenge { stale: false })?;
+        let auth = parse_authorization(value).map_err(|_| Refusal::Malformed)?;
+        let password = password_of(&auth.username).ok_or(Refusal::UnknownUser)?;
+        match self.verify(now_secs, &auth, method, &password, body) {
+            Ok(user) => Ok(user),
+            Err(e) if e.is_stale() => Err(Refusal::Challenge { stale: true }),
+            Err(_) => Err(Refusal::Forbidden),
+        }
     }
 
     /// Checks credentials against the user's password; the caller still has to match `auth.uri` to the Request-URI.
