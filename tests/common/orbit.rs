@@ -107,14 +107,7 @@ impl Orbit {
 
     /// Wait for the process to exit; returns its status code.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        super::process::wait_exit(&mut self.child, timeout)
     }
 }
 

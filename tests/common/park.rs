@@ -66,21 +66,8 @@ impl ParkProc {
 
     /// SIGTERM and wait for a clean exit; returns the exit code.
     pub fn terminate(&mut self, timeout: Duration) -> Option<i32> {
-        unsafe extern "C" {
-            fn kill(pid: i32, sig: i32) -> i32;
-        }
-        // SAFETY: plain kill(2) on our own child's pid.
-        unsafe {
-            kill(self.child.id() as i32, 15);
-        }
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        super::process::sigterm(self.child.id());
+        super::process::wait_exit(&mut self.child, timeout)
     }
 }
 

@@ -231,3 +231,23 @@ impl Drop for PeerProcess {
         self.kill();
     }
 }
+
+/// Wait up to `timeout` for a child to exit; its exit code, or `None` if it is still running.
+pub fn wait_exit(child: &mut Child, timeout: Duration) -> Option<i32> {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+/// Ask a process to stop (SIGTERM), as an init system would.
+pub fn sigterm(pid: u32) {
+    // SAFETY: kill(2) with a plain pid and signal number has no memory effects.
+    unsafe {
+        sys::kill(pid as i32, sys::SIGTERM);
+    }
+}
