@@ -10,7 +10,6 @@
 //! --all-targets`) it runs one short smoke round.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 use common::sipp::{ParkLoad, park_load_config, shutdown_census};
