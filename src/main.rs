@@ -163,7 +163,7 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::S
         account,
         listen: "127.0.0.1:0".parse().expect("static address"),
         ca_file: None,
-        audio: Default::default(),
+        audio: orbitphone::net::media_task::AudioIo::desktop(),
     }));
     Ok((start, welcome))
 }
@@ -194,7 +194,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 account,
                 listen: args.listen,
                 ca_file: None,
-                audio: Default::default(),
+                audio: orbitphone::net::media_task::AudioIo::desktop(),
             }))
         }
         None => {

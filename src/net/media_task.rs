@@ -55,6 +55,11 @@ pub struct AudioIo {
 }
 
 impl AudioIo {
+    /// The desktop app's media: sound devices, Opus offered first (wideband), G.711 too.
+    pub fn desktop() -> Self {
+        AudioIo { opus: true, ..Default::default() }
+    }
+
     /// The per-call media preferences these settings imply.
     pub fn prefs(&self) -> MediaPrefs {
         MediaPrefs { opus: self.opus, srtp: self.srtp }

@@ -8,6 +8,7 @@ use super::clipboard::Clipboard;
 use super::model::{Clock, Model, Registration};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
 use super::{conversation, incoming, main_window};
+use crate::net::media_task::AudioIo;
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::phone::api::{CallNo, Command, Event};
 use crate::sip::transport::Transport;
@@ -209,7 +210,7 @@ impl OrbitApp {
         let register = account.register;
         self.start_engine(async move {
             let acc = account.to_account(Some(password)).await?;
-            phone_driver::start(PhoneConfig { account: acc, listen, ca_file: None, audio: Default::default() }).await
+            phone_driver::start(PhoneConfig { account: acc, listen, ca_file: None, audio: AudioIo::desktop() }).await
         });
         if !register {
             self.model.registration = Registration::Direct;
