@@ -251,3 +251,81 @@ fn audio_flows_again_after_hold_and_resume() {
     assert!((f - 1000.0).abs() <= 10.0, "after resume we hear {f} Hz, expected bob's 1000 Hz");
     assert!(rms > 0.05, "after resume the level is {rms}");
 }
+
+/// Asks `status` once a second until `pred` holds for the first call's `stats`;
+/// returns those stats (panics after `timeout` with the last ones seen).
+fn wait_stats(alice: &mut Orbit, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        alice.send("status");
+        let status = alice.wait_event("status", T);
+        last = status["calls"][0]["stats"].clone();
+        if pred(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("stats never matched within {timeout:?}; last: {last}");
+}
+
+/// RTCP and call statistics against baresip (which sends RTCP on port + 1 by itself):
+/// `status` shows the codec, packets both ways, and a round-trip time, which needs
+/// baresip to have accepted our SR (its RR carries our LSR) and us to have parsed its
+/// report. With `srtp` both directions of RTCP are SRTCP.
+fn stats_with_baresip(srtp: bool) {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new("media-stats");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone1000, 1000.0, 60.0, 8000);
+    let bob = Baresip::start(
+        BaresipOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(true)
+            .audio_source(&tone1000)
+            .srtp_mandatory(srtp),
+    );
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let mut args = vec!["--account", "sip:alice@127.0.0.1", "--proxy", &proxy];
+    if srtp {
+        args.extend_from_slice(&["--srtp", "mandatory"]);
+    }
+    let mut alice = Orbit::start(&args, Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    let call = alice.wait_event("call_established", T)["call"].clone();
+    // The pushed event arrives on its own every 2 s.
+    let pushed = alice.wait("call_stats", T, |e| e["event"] == "call_stats" && e["call"] == call);
+    assert_eq!(pushed["stats"]["codec"], "PCMU", "{pushed}");
+    let stats = wait_stats(&mut alice, Duration::from_secs(25), |s| s["rtt_ms"].is_number());
+    eprintln!("stats with baresip (srtp {srtp}): {stats}");
+    assert_eq!(stats["codec"], "PCMU");
+    assert_eq!(stats["srtp"], srtp);
+    let received = stats["packets_received"].as_u64().unwrap();
+    let sent = stats["packets_sent"].as_u64().unwrap();
+    // At 50 packets a second for several seconds, both ways.
+    assert!(received > 100 && sent > 100, "{stats}");
+    assert!(stats["rtcp_received"].as_u64().unwrap() >= 1, "{stats}");
+    let rtt = stats["rtt_ms"].as_f64().unwrap();
+    assert!((0.0..50.0).contains(&rtt), "loopback round trip {rtt} ms");
+    assert!(stats["loss_percent"].as_f64().unwrap() < 1.0, "{stats}");
+    assert!(stats["jitter_ms"].as_f64().unwrap() < 20.0, "{stats}");
+    assert!(stats["jitter_buffer_ms"].as_u64().unwrap() >= 20, "{stats}");
+    // Baresip's own report on our stream: what it saw loses nothing either.
+    assert!(stats["remote_loss_percent"].as_f64().unwrap() < 1.0, "{stats}");
+    let debug = bob.command("audio_debug", "").to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}
+
+#[test]
+fn call_stats_and_rtcp_round_trip_with_baresip() {
+    stats_with_baresip(false);
+}
+
+#[test]
+fn call_stats_and_srtcp_round_trip_with_baresip() {
+    stats_with_baresip(true);
+}

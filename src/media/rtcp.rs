@@ -240,7 +240,7 @@ pub fn parse_compound(buf: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {
     Ok(out)
 }
 
-fn write_header(out: &mut Vec<u8>, count: usize, pt: u8, start: usize) {
+fn write_header(out: &mut [u8], count: usize, pt: u8, start: usize) {
     // Body lengths are padded to words by every writer below.
     let words = (out.len() - start) / 4 - 1;
     out[start] = 0x80 | (count.min(31) as u8);
@@ -380,7 +380,11 @@ impl SourceStats {
     }
 
     fn restart(&mut self, seq: u16) {
-        *self = SourceStats { transit: self.transit, jitter: self.jitter, ..SourceStats::new(self.ssrc, seq, self.clock_rate) };
+        *self = SourceStats {
+            transit: self.transit,
+            jitter: self.jitter,
+            ..SourceStats::new(self.ssrc, seq, self.clock_rate)
+        };
     }
 
     /// Appendix A.1 `update_seq` for a packet after the first; false when it is
@@ -650,10 +654,8 @@ impl RtcpSession {
                     blocks.extend_from_slice(&sr.reports);
                 }
                 RtcpPacket::ReceiverReport { reports, .. } => blocks.extend_from_slice(reports),
-                RtcpPacket::Bye { ssrcs, .. } => {
-                    if self.source.as_ref().is_some_and(|s| ssrcs.contains(&s.ssrc)) {
-                        self.bye = true;
-                    }
+                RtcpPacket::Bye { ssrcs, .. } if self.source.as_ref().is_some_and(|s| ssrcs.contains(&s.ssrc)) => {
+                    self.bye = true;
                 }
                 _ => {}
             }
@@ -720,9 +722,9 @@ impl RtcpSession {
         self.received_since_report = false;
         let first = if self.sent_since_report {
             let rtp_timestamp = match self.last_sent {
-                Some((ts, at)) => {
-                    ts.wrapping_add((u128::from(now_us - at.min(now_us)) * u128::from(self.clock_rate) / 1_000_000) as u32)
-                }
+                Some((ts, at)) => ts.wrapping_add(
+                    (u128::from(now_us - at.min(now_us)) * u128::from(self.clock_rate) / 1_000_000) as u32,
+                ),
                 None => 0,
             };
             RtcpPacket::SenderReport(SenderReport {
@@ -737,7 +739,10 @@ impl RtcpSession {
             RtcpPacket::ReceiverReport { ssrc: self.ssrc, reports }
         };
         self.sent_since_report = false;
-        let sdes = RtcpPacket::Sdes(vec![SdesChunk { ssrc: self.ssrc, items: vec![(SDES_CNAME, self.cname.clone().into_bytes())] }]);
+        let sdes = RtcpPacket::Sdes(vec![SdesChunk {
+            ssrc: self.ssrc,
+            items: vec![(SDES_CNAME, self.cname.clone().into_bytes())],
+        }]);
         vec![first, sdes]
     }
 
@@ -747,7 +752,8 @@ impl RtcpSession {
             Some(s) => (s.received(), i64::from(s.cumulative_lost()), s.expected(), s.jitter_ms()),
             None => (0, 0, 0, 0.0),
         };
-        let loss_percent = if expected == 0 { 0.0 } else { (lost.max(0) as f64 * 100.0 / f64::from(expected)).min(100.0) };
+        let loss_percent =
+            if expected == 0 { 0.0 } else { (lost.max(0) as f64 * 100.0 / f64::from(expected)).min(100.0) };
         RtcpStats {
             packets_sent: u64::from(self.packets_sent),
             octets_sent: u64::from(self.octets_sent),
@@ -768,7 +774,13 @@ impl fmt::Display for ReportBlock {
         write!(
             f,
             "ssrc={:08x} fraction={}/256 lost={} ext_seq={} jitter={} lsr={:08x} dlsr={}",
-            self.ssrc, self.fraction_lost, self.cumulative_lost, self.extended_highest_seq, self.jitter, self.lsr, self.dlsr
+            self.ssrc,
+            self.fraction_lost,
+            self.cumulative_lost,
+            self.extended_highest_seq,
+            self.jitter,
+            self.lsr,
+            self.dlsr
         )
     }
 }
@@ -1011,11 +1023,8 @@ mod tests {
         };
         let mut accepted = 0;
         for i in 0..200_000 {
-            let mut data = if i % 4 == 0 {
-                (0..next() % 80).map(|_| next() as u8).collect::<Vec<u8>>()
-            } else {
-                seed.clone()
-            };
+            let mut data =
+                if i % 4 == 0 { (0..next() % 80).map(|_| next() as u8).collect::<Vec<u8>>() } else { seed.clone() };
             for _ in 0..1 + next() % 4 {
                 if data.is_empty() {
                     break;

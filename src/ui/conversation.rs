@@ -69,6 +69,9 @@ fn body(ui: &mut egui::Ui, call: &Call, model: &Model, view: &mut ViewState, clo
     }
     if let Some(codec) = call.codec.as_ref().filter(|_| call.phase == Phase::Established) {
         ui.label(RichText::new(format!("Audio: {codec}")).weak().small());
+        if let Some(st) = call.stats.as_ref() {
+            ui.label(RichText::new(stats_line(st)).weak().small());
+        }
     }
     if !call.dtmf_in.is_empty() {
         ui.label(RichText::new(format!("They pressed: {}", call.dtmf_in)).weak());
@@ -244,4 +247,13 @@ fn park_section(
     if let Some(e) = &view.copy_error {
         ui.label(RichText::new(e).color(BAD));
     }
+}
+
+/// One line of media figures: loss, jitter, buffer depth and round trip.
+fn stats_line(st: &crate::phone::CallStats) -> String {
+    let rtt = st.rtt_ms.map(|r| format!("{r:.0} ms")).unwrap_or_else(|| "–".to_string());
+    format!(
+        "Loss {:.1} % · jitter {:.1} ms · buffer {} ms · round trip {rtt}",
+        st.loss_percent, st.jitter_ms, st.jitter_buffer_ms
+    )
 }

@@ -2,7 +2,7 @@
 //! Pure (no egui, no I/O, time is an argument) so every notice the user reads is unit-tested.
 
 use super::text;
-use crate::phone::api::{CallNo, Event, Recall};
+use crate::phone::api::{CallNo, CallStats, Event, Recall};
 use std::collections::BTreeMap;
 
 /// "Now" for pure code: Unix time and the local UTC offset (for `10:42`-style times).
@@ -171,6 +171,8 @@ pub struct Call {
     pub error: Option<String>,
     /// Digits received from them (RFC 4733).
     pub dtmf_in: String,
+    /// Latest media figures (codec, loss, jitter, round trip).
+    pub stats: Option<CallStats>,
 }
 
 impl Call {
@@ -194,6 +196,7 @@ impl Call {
             transfer: None,
             error: None,
             dtmf_in: String::new(),
+            stats: None,
         }
     }
 
@@ -387,6 +390,11 @@ impl Model {
             Event::TransferRequested { call, target, .. } => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.transfer = Some(format!("Being transferred to {}", text::friendly(&target)));
+                }
+            }
+            Event::CallStats { call, stats } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.stats = Some(stats);
                 }
             }
             Event::DtmfReceived { call, digit } => {
