@@ -329,3 +329,119 @@ fn call_stats_and_rtcp_round_trip_with_baresip() {
 fn call_stats_and_srtcp_round_trip_with_baresip() {
     stats_with_baresip(true);
 }
+
+/// Orbit and linphonec exchange tones (ours 440 Hz, theirs 1000 Hz) for 3 s, Orbit
+/// calling (`orbit_calls`) or called; `--opus` on our side when `opus`. Returns the
+/// codec Orbit reports and (what Orbit heard, what linphonec recorded).
+fn linphonec_tones(
+    opus: bool,
+    orbit_calls: bool,
+    name: &str,
+) -> (String, std::path::PathBuf, std::path::PathBuf, TempDir) {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new(name);
+    let tone440 = dir.join("440.wav");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone440, 440.0, 30.0, 8000);
+    write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
+    let out = dir.join("heard.wav");
+    let theirs = dir.join("bob-heard.wav");
+    let bob = Linphonec::start(
+        LinphonecOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(orbit_calls)
+            .play_wav(&tone1000)
+            .record_wav(&theirs),
+    );
+    assert!(bob.wait_registered(T));
+    let proxy = k.proxy_uri();
+    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
+    let mut args =
+        vec!["--account", "sip:alice@127.0.0.1", "--proxy", &proxy, "--audio-in", &a_in, "--audio-out", &a_out];
+    if opus {
+        args.push("--opus");
+    }
+    if !orbit_calls {
+        args.push("--auto-answer");
+    }
+    let mut alice = Orbit::start(&args, Some("alicepw"));
+    alice.wait_event("registered", T);
+    if orbit_calls {
+        alice.send("dial bob");
+    } else {
+        bob.send("call sip:alice@127.0.0.1");
+    }
+    let up = alice.wait_event("call_established", T);
+    bob.expect_output("Media streams established", T);
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send("status");
+    let status = alice.wait_event("status", T);
+    eprintln!("{name}: {status}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+    bob.expect_output("ended", T);
+    // linphonec finishes its recording when the call ends.
+    std::thread::sleep(Duration::from_millis(500));
+    (up["codec"].as_str().unwrap_or("").to_string(), out, theirs, dir)
+}
+
+#[test]
+fn pcmu_call_to_linphonec_carries_tones_both_ways() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(false, true, "media-lin-pcmu");
+    assert_eq!(codec, "PCMU");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+#[test]
+fn opus_call_to_linphonec_carries_tones_both_ways() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(true, true, "media-lin-opus");
+    assert_eq!(codec, "opus");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+#[test]
+fn linphonec_calls_orbit_with_pcmu_and_with_opus() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(false, false, "media-lin-in-pcmu");
+    assert_eq!(codec, "PCMU");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+    let (codec, ours, theirs, _dir) = linphonec_tones(true, false, "media-lin-in-opus");
+    assert_eq!(codec, "opus");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+/// RFC 4733 both ways with linphonec: a digit typed alone on its command line is sent as
+/// DTMF and reaches us as `dtmf_received`; ours show as "Receiving tone X".
+#[test]
+fn dtmf_both_ways_with_linphonec() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Linphonec::start(LinphonecOpts::registered("bob", "bobpw", k.port()).auto_answer(true));
+    assert!(bob.wait_registered(T));
+    let proxy = k.proxy_uri();
+    let mut alice = Orbit::start(&["--account", "sip:alice@127.0.0.1", "--proxy", &proxy], Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    alice.wait_event("call_established", T);
+    bob.expect_output("Media streams established", T);
+    for d in ["1", "5", "9", "#"] {
+        bob.send(d);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let got: String =
+        (0..4).map(|_| alice.wait_event("dtmf_received", T)["digit"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(got, "159#");
+    alice.send("dtmf 2580");
+    let theirs: String = (0..4)
+        .map(|_| {
+            let line = bob.expect_output("Receiving tone", T);
+            line.split("Receiving tone ").nth(1).and_then(|r| r.chars().next()).unwrap_or('?').to_string()
+        })
+        .collect();
+    assert_eq!(theirs, "2580");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}

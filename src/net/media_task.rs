@@ -41,6 +41,7 @@ use crate::media::wav::{WavSink, WavSource};
 use crate::phone::session::{MediaParams, MediaPrefs};
 use crate::phone::{CallNo, CallStats};
 use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -523,7 +524,14 @@ fn spawn_recv(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut buf = vec![0u8; 2048];
-        while let Ok((n, from)) = socket.recv_from(&mut buf).await {
+        loop {
+            let (n, from) = match socket.recv_from(&mut buf).await {
+                Ok(r) => r,
+                // An ICMP "port unreachable" for something we sent (e.g. RTCP to a peer
+                // that has no RTCP socket) is reported here on some systems: not fatal.
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused) => continue,
+                Err(_) => break,
+            };
             if tx.send((call, from, rtcp_port, buf[..n].to_vec())).await.is_err() {
                 break;
             }
