@@ -571,7 +571,14 @@ impl MediaHandle {
 enum Internal {
     Cmd(MediaCommand),
     Packet { call: CallNo, from: SocketAddr, rtcp_port: bool, data: Vec<u8> },
-    Tick,
+    Tick(tokio::time::Instant),
+}
+
+/// The wall-clock time (Unix µs) of monotonic instant `at`: lets two processes on one
+/// host put their WAV streams on a common time line (the latency benchmark reads these).
+fn unix_us_at(at: Instant) -> u64 {
+    let late = Instant::now().saturating_duration_since(at);
+    unix_now_us().saturating_sub(late.as_micros() as u64)
 }
 
 async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events: mpsc::Sender<MediaEvent>) {
@@ -583,6 +590,7 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
         }
     });
     let mut sink: Option<WavSink> = None;
+    let mut mic_started = false;
     let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, bool, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
     let mut last_mix = vec![0i16; BUS_SAMPLES];
@@ -594,11 +602,17 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
             cmd = rx.recv() => match cmd { Some(c) => Internal::Cmd(c), None => break },
             Some((call, from, rtcp_port, data)) = pkt_rx.recv() => Internal::Packet { call, from, rtcp_port, data },
             // No calls, no clock: an idle phone must not wake up 50 times a second.
-            _ = tick.tick(), if !calls.is_empty() => Internal::Tick,
+            at = tick.tick(), if !calls.is_empty() => Internal::Tick(at),
         };
         let now_ms = start.elapsed().as_millis() as u64;
         match input {
-            Internal::Tick => {
+            Internal::Tick(at) => {
+                if !mic_started && source.is_some() && !io.echo {
+                    // The first input frame is audio-in sample 0 (the file is read from
+                    // its start at the first tick of the first call).
+                    mic_started = true;
+                    tracing::info!("audio-in: sample 0 read at unix_us={}", unix_us_at(at.into_std()));
+                }
                 let mic = match source.as_mut() {
                     _ if io.echo => last_mix.clone(),
                     Some(s) => s.next_frame(BUS_SAMPLES),
@@ -634,7 +648,10 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                     && let Some(path) = &io.output
                 {
                     match WavSink::create(path, BUS_RATE) {
-                        Ok(s) => sink = Some(s),
+                        Ok(s) => {
+                            tracing::info!("audio-out: sample 0 written at unix_us={}", unix_us_at(at.into_std()));
+                            sink = Some(s)
+                        }
                         Err(e) => tracing::warn!("audio output {}: {e}", path.display()),
                     }
                 }
