@@ -445,3 +445,36 @@ fn dtmf_both_ways_with_linphonec() {
     alice.wait_event("stopped", T);
     assert_eq!(alice.wait_exit(T), Some(0));
 }
+
+/// rtcp-mux (RFC 5761): baresip with `rtcp_mux yes` offers `a=rtcp-mux` and calls us; we
+/// accept it, so RTCP both ways shares the RTP port, and the round trip still comes out.
+#[test]
+fn rtcp_mux_offered_by_baresip_is_accepted() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new("media-mux");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone1000, 1000.0, 60.0, 8000);
+    let bob = Baresip::start(
+        BaresipOpts::registered("bob", "bobpw", k.port()).audio_source(&tone1000).extra_config("rtcp_mux yes"),
+    );
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let mut alice =
+        Orbit::start(&["--account", "sip:alice@127.0.0.1", "--proxy", &proxy, "--auto-answer"], Some("alicepw"));
+    alice.wait_event("registered", T);
+    bob.dial("sip:alice@127.0.0.1");
+    alice.wait_event("call_established", T);
+    bob.expect_event("CALL_ESTABLISHED", T);
+    let stats = wait_stats(&mut alice, Duration::from_secs(25), |s| s["rtt_ms"].is_number());
+    eprintln!("stats with rtcp-mux: {stats}");
+    assert!(stats["packets_received"].as_u64().unwrap() > 100, "{stats}");
+    let debug = bob.command("audio_debug", "").to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    // Baresip sends RTCP to our RTP port: the remote address shows one port, not two.
+    let remote = debug.split("remote: ").nth(1).and_then(|r| r.split("\\n").next()).unwrap_or("").to_string();
+    let ports: Vec<&str> = remote.split('/').filter_map(|a| a.rsplit(':').next()).collect();
+    assert!(ports.len() == 2 && ports[0] == ports[1], "baresip does not multiplex RTCP: remote {remote}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}
