@@ -257,3 +257,29 @@ fn stats_line(st: &crate::phone::CallStats) -> String {
         st.loss_percent, st.jitter_ms, st.jitter_buffer_ms
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_line_reads_well_before_and_after_the_round_trip_is_known() {
+        let mut st = crate::phone::CallStats {
+            codec: "PCMU".into(),
+            packets_sent: 10,
+            packets_received: 10,
+            packets_lost: 0,
+            loss_percent: 0.0,
+            jitter_ms: 1.26,
+            jitter_buffer_ms: 40,
+            rtt_ms: None,
+            remote_loss_percent: None,
+            remote_jitter_ms: None,
+            rtcp_received: 0,
+            srtp: false,
+        };
+        assert_eq!(stats_line(&st), "Loss 0.0 % · jitter 1.3 ms · buffer 40 ms · round trip –");
+        st.rtt_ms = Some(23.4);
+        assert!(stats_line(&st).ends_with("round trip 23 ms"), "{}", stats_line(&st));
+    }
+}

@@ -859,4 +859,28 @@ mod tests {
         assert_eq!(Clock { unix: 0.0, utc_offset_s: -3600 }.hhmm(0.0), "23:00");
         assert_eq!(at(0.0).hhmm(T0), "22:13");
     }
+
+    #[test]
+    fn call_stats_are_kept_per_call() {
+        let mut m = talking();
+        let stats = CallStats {
+            codec: "opus".into(),
+            packets_sent: 100,
+            packets_received: 99,
+            packets_lost: 1,
+            loss_percent: 1.0,
+            jitter_ms: 2.5,
+            jitter_buffer_ms: 40,
+            rtt_ms: Some(12.0),
+            remote_loss_percent: None,
+            remote_jitter_ms: None,
+            rtcp_received: 2,
+            srtp: true,
+        };
+        m.apply(Event::CallStats { call: 1, stats: stats.clone() }, &at(5.0));
+        // Figures for a call we do not know are ignored.
+        m.apply(Event::CallStats { call: 9, stats: stats.clone() }, &at(5.0));
+        assert_eq!(m.calls.get(&1).and_then(|c| c.stats.as_ref()), Some(&stats));
+        assert_eq!(m.calls.len(), 1);
+    }
 }
