@@ -741,3 +741,23 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
         let _ = s.finish();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rtp_and_rtcp_ports_are_a_pair() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        // Hold a few pairs at once so collisions with our own sockets are exercised.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let (rtp, rtcp) = bind_rtp_pair(ip).await.unwrap();
+            let rtp_port = rtp.local_addr().unwrap().port();
+            let rtcp = rtcp.expect("an RTCP socket next to the RTP one");
+            assert_eq!(rtp_port % 2, 0, "RTP on an even port");
+            assert_eq!(rtcp.local_addr().unwrap().port(), rtp_port + 1);
+            held.push((rtp, rtcp));
+        }
+    }
+}
