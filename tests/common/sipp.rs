@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// How long each parker call lingers after "retrieved" (`park_parker.xml`'s final pause).
+pub const PARKER_LINGER: Duration = Duration::from_secs(2);
+
 /// What one sipp process reported at the end (its `-trace_stat` file's last line).
 #[derive(Debug, Clone, Default)]
 pub struct SippStats {
@@ -26,7 +29,7 @@ pub struct ParkLoadResult {
     pub parker: SippStats,
     pub retriever: SippStats,
     pub parkee: SippStats,
-    /// Wall time from the parker's start to its exit.
+    /// Wall time from the parker's start to its exit, less the final linger.
     pub elapsed: Duration,
 }
 
@@ -179,7 +182,7 @@ impl ParkLoad<'_> {
         let parker = Proc::start(parker, self.dir, "parker");
         let budget = Duration::from_secs(30 + 3 * self.cycles / self.rate.max(1));
         let parker = { parker }.finish(budget);
-        let elapsed = started.elapsed();
+        let elapsed = started.elapsed().saturating_sub(PARKER_LINGER);
         let retriever = { retriever }.finish(Duration::from_secs(10));
         let parkee = { parkee }.finish(Duration::from_secs(10));
         ParkLoadResult { parker, retriever, parkee, elapsed }
