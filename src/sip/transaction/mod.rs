@@ -329,10 +329,10 @@ impl TransactionLayer {
         if let Some(old) = tx.deadline {
             self.deadlines.remove(&(old, key.clone()));
         }
-        if let Some(id) = tx.dialog_match {
-            if self.accepted.get(&id) == Some(key) {
-                self.accepted.remove(&id);
-            }
+        if let Some(id) = tx.dialog_match
+            && self.accepted.get(&id) == Some(key)
+        {
+            self.accepted.remove(&id);
         }
     }
 }
