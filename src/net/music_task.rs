@@ -89,7 +89,7 @@ pub fn spawn(
         let mut slots: Vec<Vec<ParkId>> = vec![Vec::new(); SLOTS];
         let mut pos = 0usize;
         let mut stats = MusicStats::default();
-        let start = tokio::time::Instant::now();
+        let mut start = tokio::time::Instant::now();
         let mut tick = tokio::time::interval(Duration::from_millis(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut k: u64 = 0;
@@ -99,6 +99,15 @@ pub fn spawn(
             tokio::select! {
                 cmd = rx.recv() => match cmd {
                     Some(MusicCommand::Start { park, to, codec }) => {
+                        if targets.is_empty() {
+                            // The clock was stopped (nobody parked): start a fresh frame grid now.
+                            start = tokio::time::Instant::now();
+                            tick = tokio::time::interval(Duration::from_millis(1));
+                            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+                            k = 0;
+                            ulaw.clear();
+                            alaw.clear();
+                        }
                         if targets.insert(park, Target { to, codec, rtp: RtpSender::new(), first: true }).is_none() {
                             slots[(park % SLOTS as u64) as usize].push(park);
                         }
@@ -110,7 +119,9 @@ pub fn spawn(
                     }
                     None => break,
                 },
-                _ = tick.tick() => {
+                // No parked call, no clock: an idle service (or the phone's local mode) must
+                // not wake up a thousand times a second.
+                _ = tick.tick(), if !targets.is_empty() => {
                     let slot = (k % SLOTS as u64) as usize;
                     let due = start + Duration::from_millis(k);
                     k += 1;
