@@ -2,11 +2,13 @@
 //! channels to a face. The face sends [`Command`]s and receives [`Event`]s; it never
 //! waits on the engine.
 
+use super::audio_device;
 use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle};
 use super::sip_socket::{Inbound, SipSockets};
+use super::sound_card::SoundEvent;
 use super::tls::TlsClient;
 use crate::phone::account::Account;
-use crate::phone::{Command, Engine, Event, Output};
+use crate::phone::{AudioDevice, AudioRole, Command, Engine, Event, Output};
 use crate::sip::transport::Transport;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -75,7 +77,15 @@ pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
     if let Some(message) = media.unavailable_message() {
         let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
     }
-    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip));
+    if cfg.audio.sound_card && (cfg.audio.input.is_none() || cfg.audio.output.is_none()) {
+        // Say at once when there is no sound card, not at the first call.
+        let list = tokio::task::spawn_blocking(audio_device::list).await.unwrap_or_default();
+        if let Some(message) = list.unavailable() {
+            let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
+        }
+    }
+    let devices = (cfg.audio.input_device.clone(), cfg.audio.output_device.clone());
+    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip, devices));
     Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
 }
 
@@ -89,6 +99,7 @@ async fn run(
     media: MediaHandle,
     mut media_events: mpsc::Receiver<MediaEvent>,
     media_ip: IpAddr,
+    mut devices: (Option<String>, Option<String>),
 ) {
     engine.start(Instant::now());
     let mut commands_open = true;
@@ -130,7 +141,30 @@ async fn run(
         tokio::select! {
             Some(msg) = inbound.recv() => engine.handle_datagram(Instant::now(), &msg.data, msg.source),
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(cmd) => engine.handle_command(Instant::now(), cmd),
+                Some(cmd) => match cmd {
+                    Command::ListAudioDevices => {
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let list = tokio::task::spawn_blocking(audio_device::list).await.unwrap_or_default();
+                            let _ = events.send(devices_event(list)).await;
+                        });
+                    }
+                    Command::ChooseAudioDevice { role, device } => match role {
+                        AudioRole::Input | AudioRole::Output => {
+                            if role == AudioRole::Input {
+                                devices.0 = device;
+                            } else {
+                                devices.1 = device;
+                            }
+                            media.send(MediaCommand::ChooseDevices { input: devices.0.clone(), output: devices.1.clone() });
+                        }
+                        // Remembered by the face; nothing rings through a device yet.
+                        AudioRole::Ring => {}
+                    },
+                    Command::TestTone => media.send(MediaCommand::TestTone),
+                    Command::AudioMeter { on } => media.send(MediaCommand::Meter { on }),
+                    cmd => engine.handle_command(Instant::now(), cmd),
+                },
                 None => {
                     commands_open = false;
                     engine.handle_command(Instant::now(), Command::Quit);
@@ -138,6 +172,9 @@ async fn run(
             },
             Some(ev) = media_events.recv() => match ev {
                 MediaEvent::Dtmf { call, digit } => engine.dtmf_received(call, digit),
+                MediaEvent::Sound(s) => {
+                    let _ = events.send(sound_event(s)).await;
+                }
             },
             _ = async {
                 match deadline {
@@ -145,6 +182,29 @@ async fn run(
                     None => std::future::pending::<()>().await,
                 }
             } => engine.handle_timeout(Instant::now()),
+        }
+    }
+}
+
+/// The face's view of the device list.
+fn devices_event(list: audio_device::DeviceList) -> Event {
+    let conv =
+        |v: Vec<audio_device::DeviceInfo>| v.into_iter().map(|d| AudioDevice { id: d.id, name: d.name }).collect();
+    Event::AudioDevices {
+        inputs: conv(list.inputs),
+        outputs: conv(list.outputs),
+        default_input: list.default_input,
+        default_output: list.default_output,
+    }
+}
+
+/// The face's view of the sound card end's news.
+fn sound_event(s: SoundEvent) -> Event {
+    match s {
+        SoundEvent::Notice(message) => Event::AudioNotice { message },
+        SoundEvent::Devices { input, output } => Event::AudioRoute { input, output },
+        SoundEvent::Level(l) => {
+            Event::AudioLevel { rms_dbfs: l.rms_dbfs.round() as i32, peak_dbfs: l.peak_dbfs.round() as i32 }
         }
     }
 }

@@ -1,0 +1,363 @@
+//! The mix bus's sound-card end, used by the media task on its own 20 ms clock: each
+//! tick it takes one bus frame of microphone from the capture ring (downmixed and
+//! resampled to 48 kHz mono) and gives one frame to the playback ring (resampled to the
+//! device rate and channels), plus the settings screen's test tone and input meter.
+//! Devices are opened on a blocking thread when something needs them (a call, the
+//! meter, the tone) and closed when nothing does; which device, and what to do when one
+//! fails, is [`DeviceRoute`]'s decision. No device: the bus simply gets silence.
+
+use super::audio_device::{self, Capture, Playback};
+use crate::media::device_rate::{RateConverter, downmix, to_f32, to_i16, upmix};
+use crate::media::device_route::{DeviceRoute, RouteAction, Target};
+use crate::media::level::{Level, TestTone};
+use std::sync::mpsc;
+
+/// What the sound card end reports to the media task (which forwards it to the face).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SoundEvent {
+    /// A sentence for the user (device switched, no device, sound back).
+    Notice(String),
+    /// The devices in use changed (`None`: silent).
+    Devices {
+        /// Capture device.
+        input: Option<String>,
+        /// Playback device.
+        output: Option<String>,
+    },
+    /// The microphone level (sent while the meter is on).
+    Level(Level),
+}
+
+enum Opened {
+    Capture { attempt: u64, result: Result<Capture, String> },
+    Playback { attempt: u64, result: Result<Playback, String> },
+}
+
+/// Samples of bus audio (48 kHz) buffered at most on each side: 3 ticks.
+const MAX_BUS_BACKLOG: usize = 3 * 960;
+
+/// The sound-card end of the bus.
+pub struct SoundCard {
+    bus_rate: u32,
+    use_input: bool,
+    use_output: bool,
+    input: DeviceRoute,
+    output: DeviceRoute,
+    capture: Option<(Capture, RateConverter)>,
+    playback: Option<(Playback, RateConverter)>,
+    opened_tx: mpsc::Sender<Opened>,
+    opened_rx: mpsc::Receiver<Opened>,
+    tone: Option<TestTone>,
+    meter: bool,
+    meter_ticks: u32,
+    events: Vec<SoundEvent>,
+    scratch: Vec<f32>,
+    mono: Vec<f32>,
+    last_reported: (Option<String>, Option<String>),
+}
+
+impl SoundCard {
+    /// A sound card end for `bus_rate` Hz. Per direction: `None` = not used (a file
+    /// replaces it), `Some(None)` = the default device, `Some(Some(name))` = that device.
+    pub fn new(bus_rate: u32, input: Option<Option<String>>, output: Option<Option<String>>) -> SoundCard {
+        let (opened_tx, opened_rx) = mpsc::channel();
+        SoundCard {
+            bus_rate,
+            use_input: input.is_some(),
+            use_output: output.is_some(),
+            input: DeviceRoute::new("microphone", input.flatten()),
+            output: DeviceRoute::new("speaker", output.flatten()),
+            capture: None,
+            playback: None,
+            opened_tx,
+            opened_rx,
+            tone: None,
+            meter: false,
+            meter_ticks: 0,
+            events: Vec::new(),
+            scratch: Vec::new(),
+            mono: Vec::new(),
+            last_reported: (None, None),
+        }
+    }
+
+    /// Whether the media task must keep ticking for the sound card alone (meter, tone).
+    pub fn wants_ticks(&self) -> bool {
+        self.meter || self.tone.is_some()
+    }
+
+    /// Turn the input level meter on or off.
+    pub fn set_meter(&mut self, on: bool) {
+        self.meter = on;
+    }
+
+    /// Play a 440 Hz tone for one second on the speaker.
+    pub fn play_test_tone(&mut self) {
+        self.tone = Some(TestTone::new(440.0, self.bus_rate, 1000, 0.25));
+    }
+
+    /// Choose devices (`None` or empty: the default); open ones are switched at once.
+    pub fn choose(&mut self, input: Option<String>, output: Option<String>) {
+        let acts = self.input.choose(input);
+        self.run(true, acts);
+        let acts = self.output.choose(output);
+        self.run(false, acts);
+    }
+
+    /// Events since the last call.
+    pub fn drain_events(&mut self) -> Vec<SoundEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    fn run(&mut self, input: bool, actions: Vec<RouteAction>) {
+        for a in actions {
+            match a {
+                RouteAction::Open { target, attempt } => {
+                    if input {
+                        self.capture = None;
+                    } else {
+                        self.playback = None;
+                    }
+                    self.spawn_open(input, target, attempt);
+                }
+                RouteAction::Close => {
+                    if input {
+                        self.capture = None;
+                    } else {
+                        self.playback = None;
+                    }
+                }
+                RouteAction::Notice(n) => {
+                    tracing::info!("audio: {n}");
+                    self.events.push(SoundEvent::Notice(n));
+                }
+            }
+        }
+    }
+
+    fn spawn_open(&self, input: bool, target: Target, attempt: u64) {
+        let tx = self.opened_tx.clone();
+        // ALSA probes the device when it opens: keep that off the runtime's threads.
+        let job = move || {
+            let msg = if input {
+                Opened::Capture { attempt, result: audio_device::open_capture(&target) }
+            } else {
+                Opened::Playback { attempt, result: audio_device::open_playback(&target) }
+            };
+            let _ = tx.send(msg);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(job);
+            }
+            Err(_) => job(),
+        }
+    }
+
+    fn take_opened(&mut self, now_ms: u64) {
+        while let Ok(o) = self.opened_rx.try_recv() {
+            match o {
+                Opened::Capture { attempt, result } => {
+                    let (summary, kept) = split(result);
+                    let acts = self.input.opened(now_ms, attempt, summary);
+                    if let Some(c) = kept
+                        && self.input.current().is_some()
+                    {
+                        match RateConverter::new(c.rate, self.bus_rate, MAX_BUS_BACKLOG) {
+                            Ok(conv) => self.capture = Some((c, conv)),
+                            Err(e) => tracing::warn!("audio: {e}"),
+                        }
+                    }
+                    self.run(true, acts);
+                }
+                Opened::Playback { attempt, result } => {
+                    let (summary, kept) = split(result);
+                    let acts = self.output.opened(now_ms, attempt, summary);
+                    if let Some(p) = kept
+                        && self.output.current().is_some()
+                    {
+                        // Keep at most the ring's worth of converted audio waiting.
+                        let max = (p.rate as usize * 3 / 50).max(64);
+                        match RateConverter::new(self.bus_rate, p.rate, max) {
+                            Ok(conv) => self.playback = Some((p, conv)),
+                            Err(e) => tracing::warn!("audio: {e}"),
+                        }
+                    }
+                    self.run(false, acts);
+                }
+            }
+        }
+    }
+
+    /// Housekeeping each tick: device answers, stream faults, retries, open or close
+    /// devices as `needed` says, and report what changed.
+    pub fn tick(&mut self, now_ms: u64, needed: bool) {
+        let needed = needed || self.wants_ticks();
+        if needed {
+            if self.use_input {
+                let acts = self.input.start();
+                self.run(true, acts);
+            }
+            if self.use_output {
+                let acts = self.output.start();
+                self.run(false, acts);
+            }
+        } else {
+            let acts = self.input.stop();
+            self.run(true, acts);
+            let acts = self.output.stop();
+            self.run(false, acts);
+        }
+        self.take_opened(now_ms);
+        if let Some(f) = self.capture.as_ref().and_then(|(c, _)| c.fault.take()) {
+            let acts = self.input.fault(now_ms, f);
+            self.run(true, acts);
+        }
+        if let Some(f) = self.playback.as_ref().and_then(|(p, _)| p.fault.take()) {
+            let acts = self.output.fault(now_ms, f);
+            self.run(false, acts);
+        }
+        let acts = self.input.handle_timeout(now_ms);
+        self.run(true, acts);
+        let acts = self.output.handle_timeout(now_ms);
+        self.run(false, acts);
+        let now = (self.input.current().map(str::to_string), self.output.current().map(str::to_string));
+        if now != self.last_reported && needed {
+            self.last_reported = now.clone();
+            self.events.push(SoundEvent::Devices { input: now.0, output: now.1 });
+        }
+    }
+
+    /// Fills `mic` (one bus frame) from the capture device; `false` when there is none
+    /// (the caller keeps its own source or silence).
+    pub fn read_mic(&mut self, mic: &mut [i16]) -> bool {
+        let Some((cap, conv)) = self.capture.as_mut() else {
+            self.meter_level(None);
+            return false;
+        };
+        let n = cap.ring.slots();
+        if let Ok(chunk) = cap.ring.read_chunk(n) {
+            self.scratch.clear();
+            self.scratch.extend(chunk);
+            self.mono.clear();
+            downmix(&self.scratch, cap.channels, &mut self.mono);
+            conv.push(&self.mono);
+        }
+        self.mono.clear();
+        conv.pop_into(mic.len(), &mut self.mono);
+        // Short on samples (device starting, slow clock): the rest is silence.
+        for (i, s) in mic.iter_mut().enumerate() {
+            *s = self.mono.get(i).map_or(0, |v| to_i16(*v));
+        }
+        self.meter_level(Some(mic));
+        true
+    }
+
+    fn meter_level(&mut self, mic: Option<&[i16]>) {
+        if !self.meter {
+            return;
+        }
+        // 25 updates a second are plenty for a bar.
+        self.meter_ticks = self.meter_ticks.wrapping_add(1);
+        if self.meter_ticks.is_multiple_of(2) {
+            self.events.push(SoundEvent::Level(Level::of(mic.unwrap_or(&[]))));
+        }
+    }
+
+    /// Plays one bus frame (with the test tone mixed in); without a device only the
+    /// tone's clock advances.
+    pub fn write_speaker(&mut self, frame: &[i16]) {
+        let mut owned;
+        let mut frame = frame;
+        if let Some(t) = self.tone.as_mut() {
+            owned = frame.to_vec();
+            t.mix_into(&mut owned);
+            if t.finished() {
+                self.tone = None;
+            }
+            frame = &owned;
+        }
+        let Some((pb, conv)) = self.playback.as_mut() else {
+            return;
+        };
+        self.mono.clear();
+        self.mono.extend(to_f32(frame));
+        conv.push(&self.mono);
+        self.mono.clear();
+        let ready = conv.available();
+        conv.pop_into(ready, &mut self.mono);
+        self.scratch.clear();
+        upmix(&self.mono, pb.channels, &mut self.scratch);
+        // What does not fit is dropped: the device is behind, and late audio is useless.
+        let n = self.scratch.len().min(pb.ring.slots());
+        if let Ok(chunk) = pb.ring.write_chunk_uninit(n) {
+            chunk.fill_from_iter(self.scratch[..n].iter().copied());
+        }
+    }
+}
+
+fn split<T>(r: Result<T, String>) -> (Result<String, String>, Option<T>)
+where
+    T: Named,
+{
+    match r {
+        Ok(v) => (Ok(v.name().to_string()), Some(v)),
+        Err(e) => (Err(e), None),
+    }
+}
+
+trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for Capture {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Playback {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// This machine has no sound card: asked for devices, the sound card end says so
+    /// once, keeps giving `false` (silence) and never panics; the tone still runs out.
+    #[test]
+    fn without_a_device_the_bus_gets_silence_and_one_notice() {
+        if audio_device::list().default_output.is_some() {
+            eprintln!("a sound card is present; skipping");
+            return;
+        }
+        let mut s = SoundCard::new(48000, Some(None), Some(Some("no such speaker".into())));
+        s.set_meter(true);
+        s.play_test_tone();
+        let mut mic = [1i16; 960];
+        let mut events = Vec::new();
+        for t in 0..60u64 {
+            s.tick(t * 20, true);
+            assert!(!s.read_mic(&mut mic));
+            s.write_speaker(&[0; 960]);
+            events.extend(s.drain_events());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let notices: Vec<&String> =
+            events.iter().filter_map(|e| if let SoundEvent::Notice(n) = e { Some(n) } else { None }).collect();
+        assert!(
+            notices.iter().any(|n| n.contains("no such speaker") && n.contains("using the default")),
+            "{notices:?}"
+        );
+        assert_eq!(notices.iter().filter(|n| n.contains("without sound")).count(), 2, "one per direction: {notices:?}");
+        assert!(
+            events.iter().any(|e| matches!(e, SoundEvent::Level(l) if l.rms_dbfs == crate::media::level::FLOOR_DBFS))
+        );
+        assert!(s.tone.is_none(), "the 1 s tone ran out after 60 ticks");
+        s.set_meter(false);
+        assert!(!s.wants_ticks());
+    }
+}
