@@ -1,0 +1,186 @@
+//! The real sound-card path (cpal → ALSA) of the real binary, on a machine without a
+//! sound card. An ALSA configuration in a temporary `HOME` makes a fake card out of
+//! ALSA's own plugins: the default playback device writes into a FIFO this test reads,
+//! the default capture device reads from a FIFO this test writes a 1000 Hz tone into
+//! (paced at real time by the test; ALSA's `null` device itself is not paced).
+//! A call between a WAV-driven phone (440 Hz) and the phone on that card must carry
+//! audio both ways through the card. Without the fake card, `devices` must report no
+//! usable default and the phone must say "no audio device" and still connect.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const T: Duration = Duration::from_secs(15);
+
+fn asoundrc(dir: &Path) -> String {
+    let d = dir.display();
+    format!(
+        r#"pcm.!default {{
+    type asym
+    playback.pcm "orbit_speaker"
+    capture.pcm "orbit_mic"
+}}
+pcm.orbit_speaker {{
+    type plug
+    slave {{ pcm "orbit_speaker_file"; format S16_LE; rate 48000; channels 1 }}
+}}
+pcm.orbit_speaker_file {{
+    type file
+    slave.pcm "null"
+    file "{d}/speaker.fifo"
+    format "raw"
+}}
+pcm.orbit_mic {{
+    type plug
+    slave {{ pcm "orbit_mic_file"; format S16_LE; rate 48000; channels 1 }}
+}}
+pcm.orbit_mic_file {{
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile "{d}/mic.fifo"
+    format "raw"
+}}
+"#
+    )
+}
+
+/// Reads the speaker FIFO (ALSA reopens it on every probe and stream), keeping the
+/// non-zero samples: the unpaced device writes mostly silence between our frames.
+fn speaker_reader(path: std::path::PathBuf, heard: Arc<Mutex<Vec<i16>>>) {
+    std::thread::spawn(move || {
+        loop {
+            let Ok(mut f) = std::fs::File::open(&path) else { return };
+            let mut buf = vec![0u8; 1 << 16];
+            while let Ok(n) = f.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                let mut h = heard.lock().unwrap();
+                if h.len() < 48000 * 10 {
+                    h.extend(
+                        buf[..n - n % 2].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).filter(|s| *s != 0),
+                    );
+                }
+            }
+        }
+    });
+}
+
+/// Writes a 1000 Hz tone into the microphone FIFO, 20 ms every 20 ms.
+fn mic_writer(path: std::path::PathBuf, stop: Arc<AtomicBool>) {
+    std::thread::spawn(move || {
+        let mut phase = 0.0f64;
+        while !stop.load(Ordering::Relaxed) {
+            let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&path) else { return };
+            loop {
+                let mut bytes = Vec::with_capacity(1920);
+                for _ in 0..960 {
+                    let v = (0.3 * 32767.0 * phase.sin()) as i16;
+                    phase += 2.0 * std::f64::consts::PI * 1000.0 / 48000.0;
+                    bytes.extend_from_slice(&v.to_le_bytes());
+                }
+                if f.write_all(&bytes).is_err() || stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    });
+}
+
+#[test]
+fn call_through_a_fake_alsa_card_carries_audio_both_ways() {
+    let dir = TempDir::new("orbit-alsa");
+    std::fs::write(dir.join(".asoundrc"), asoundrc(dir.path())).unwrap();
+    process::make_fifo(&dir.join("speaker.fifo")).unwrap();
+    process::make_fifo(&dir.join("mic.fifo")).unwrap();
+    let heard = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    speaker_reader(dir.join("speaker.fifo"), heard.clone());
+    mic_writer(dir.join("mic.fifo"), stop.clone());
+
+    let tone = dir.join("tone440.wav");
+    write_tone_wav(&tone, 440.0, 20.0, 8000);
+    let heard_wav = dir.join("a-heard.wav");
+    let home = dir.path().to_str().unwrap().to_string();
+    let sip_port = free_port();
+    let listen = format!("127.0.0.1:{sip_port}");
+    let mut carded = Orbit::start_with_env(
+        &["--account", "sip:card@127.0.0.1", "--no-register", "--auto-answer", "--listen", &listen],
+        None,
+        &[("HOME", &home)],
+    );
+    carded.send("devices");
+    let list = carded.wait_event("audio_devices", T);
+    assert!(list["outputs"].as_array().unwrap().iter().any(|d| d["id"] == "orbit_speaker"), "{list}");
+    assert!(list["default_output"].is_string(), "the fake card is a usable default: {list}");
+    let mut wav = Orbit::start(
+        &[
+            "--account",
+            "sip:wav@127.0.0.1",
+            "--no-register",
+            "--no-sound-card",
+            "--audio-in",
+            tone.to_str().unwrap(),
+            "--audio-out",
+            heard_wav.to_str().unwrap(),
+        ],
+        None,
+    );
+    wav.send(&format!("dial sip:card@127.0.0.1:{sip_port}"));
+    wav.wait_event("call_established", T);
+    // Devices open one by one: wait for the report with both on the card.
+    carded.wait("both directions on the card", T, |v| {
+        v["event"] == "audio_route" && v["output"].is_string() && v["input"].is_string()
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    wav.send("hangup");
+    carded.wait_event("call_ended", T);
+    wav.send("quit");
+    wav.wait_exit(T);
+    carded.send("quit");
+    carded.wait_exit(T);
+    stop.store(true, Ordering::Relaxed);
+
+    let speaker = heard.lock().unwrap().clone();
+    assert!(speaker.len() > 48000, "the card's speaker got {} non-silent samples", speaker.len());
+    let s: Vec<f32> = speaker.iter().map(|v| f32::from(*v) / 32768.0).collect();
+    let f = wav::dominant_frequency(&s[s.len() / 4..], 48000);
+    assert!((f - 440.0).abs() < 10.0, "the card played {f} Hz, not the caller's 440 Hz");
+    let f = wav_dominant_frequency(&heard_wav);
+    assert!((f - 1000.0).abs() < 10.0, "the caller heard {f} Hz, not the card's 1000 Hz microphone");
+    assert!(wav_rms(&heard_wav) > 0.01, "and not faintly");
+}
+
+#[test]
+fn without_a_card_the_phone_says_so_and_lists_no_default() {
+    let dir = TempDir::new("orbit-nocard");
+    // An empty ALSA user config: this machine's real state (no card).
+    std::fs::write(dir.join(".asoundrc"), "").unwrap();
+    let home = dir.path().to_str().unwrap().to_string();
+    let mut o = Orbit::start_with_env(&["--account", "sip:x@127.0.0.1", "--no-register"], None, &[("HOME", &home)]);
+    let list =
+        std::process::Command::new("sh").arg("-c").arg("ls /dev/snd 2>/dev/null | grep -c pcm").output().unwrap();
+    if String::from_utf8_lossy(&list.stdout).trim() != "0" && !String::from_utf8_lossy(&list.stdout).trim().is_empty() {
+        eprintln!("this machine has a sound card; skipping");
+        return;
+    }
+    let ev = o.wait_event("audio_unavailable", T);
+    assert!(ev["message"].as_str().unwrap().contains("no audio device"), "{ev}");
+    o.send("devices");
+    let list = o.wait_event("audio_devices", T);
+    assert!(list.get("default_output").is_none() && list.get("default_input").is_none(), "{list}");
+    o.send("test-tone");
+    o.send("meter on");
+    let level = o.wait_event("audio_level", T);
+    assert_eq!(level["rms_dbfs"], -96, "no microphone reads as silence: {level}");
+    o.send("quit");
+    assert_eq!(o.wait_exit(T), Some(0));
+}
