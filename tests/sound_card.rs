@@ -36,6 +36,12 @@ pcm.orbit_speaker_file {{
     file "{d}/speaker.fifo"
     format "raw"
 }}
+pcm.orbit_usb {{
+    type file
+    slave.pcm "null"
+    file "{d}/usb.fifo"
+    format "raw"
+}}
 pcm.orbit_mic {{
     type plug
     slave {{ pcm "orbit_mic_file"; format S16_LE; rate 48000; channels 1 }}
@@ -53,7 +59,9 @@ pcm.orbit_mic_file {{
 
 /// Reads the speaker FIFO (ALSA reopens it on every probe and stream), keeping the
 /// non-zero samples: the unpaced device writes mostly silence between our frames.
-fn speaker_reader(path: std::path::PathBuf, heard: Arc<Mutex<Vec<i16>>>) {
+/// With `unplug_after`, it closes the FIFO for good once it has that many samples:
+/// the device's next write fails, as when a USB headset is pulled out.
+fn speaker_reader(path: std::path::PathBuf, heard: Arc<Mutex<Vec<i16>>>, unplug_after: Option<usize>) {
     std::thread::spawn(move || {
         loop {
             let Ok(mut f) = std::fs::File::open(&path) else { return };
@@ -67,6 +75,9 @@ fn speaker_reader(path: std::path::PathBuf, heard: Arc<Mutex<Vec<i16>>>) {
                     h.extend(
                         buf[..n - n % 2].chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).filter(|s| *s != 0),
                     );
+                }
+                if unplug_after.is_some_and(|n| h.len() >= n) {
+                    return;
                 }
             }
         }
@@ -103,7 +114,7 @@ fn call_through_a_fake_alsa_card_carries_audio_both_ways() {
     process::make_fifo(&dir.join("mic.fifo")).unwrap();
     let heard = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
-    speaker_reader(dir.join("speaker.fifo"), heard.clone());
+    speaker_reader(dir.join("speaker.fifo"), heard.clone(), None);
     mic_writer(dir.join("mic.fifo"), stop.clone());
 
     let tone = dir.join("tone440.wav");
@@ -157,6 +168,72 @@ fn call_through_a_fake_alsa_card_carries_audio_both_ways() {
     let f = wav_dominant_frequency(&heard_wav);
     assert!((f - 1000.0).abs() < 10.0, "the caller heard {f} Hz, not the card's 1000 Hz microphone");
     assert!(wav_rms(&heard_wav) > 0.01, "and not faintly");
+}
+
+/// The chosen speaker (`orbit_usb`) goes away mid-call: the phone says so, switches to
+/// the default device, and the call goes on with sound on the default.
+#[test]
+fn unplugged_speaker_switches_to_the_default_mid_call() {
+    let dir = TempDir::new("orbit-unplug");
+    std::fs::write(dir.join(".asoundrc"), asoundrc(dir.path())).unwrap();
+    for f in ["speaker.fifo", "usb.fifo", "mic.fifo"] {
+        process::make_fifo(&dir.join(f)).unwrap();
+    }
+    let on_usb = Arc::new(Mutex::new(Vec::new()));
+    let on_default = Arc::new(Mutex::new(Vec::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Half a second of the call on the headset, then it is pulled out.
+    speaker_reader(dir.join("usb.fifo"), on_usb.clone(), Some(24000));
+    speaker_reader(dir.join("speaker.fifo"), on_default.clone(), None);
+    mic_writer(dir.join("mic.fifo"), stop.clone());
+    let tone = dir.join("tone440.wav");
+    write_tone_wav(&tone, 440.0, 20.0, 8000);
+    let home = dir.path().to_str().unwrap().to_string();
+    let sip_port = free_port();
+    let listen = format!("127.0.0.1:{sip_port}");
+    let mut carded = Orbit::start_with_env(
+        &[
+            "--account",
+            "sip:card@127.0.0.1",
+            "--no-register",
+            "--auto-answer",
+            "--listen",
+            &listen,
+            "--output-device",
+            "orbit_usb",
+        ],
+        None,
+        &[("HOME", &home)],
+    );
+    let mut wav = Orbit::start(
+        &["--account", "sip:wav@127.0.0.1", "--no-register", "--no-sound-card", "--audio-in", tone.to_str().unwrap()],
+        None,
+    );
+    wav.send(&format!("dial sip:card@127.0.0.1:{sip_port}"));
+    wav.wait_event("call_established", T);
+    carded.wait("the headset in use", T, |v| v["event"] == "audio_route" && v["output"] == "orbit_usb");
+    let notice = carded.wait("the unplug notice", T, |v| {
+        v["event"] == "audio_notice" && v["message"].as_str().is_some_and(|m| m.contains("was disconnected"))
+    });
+    assert!(notice["message"].as_str().unwrap().contains("orbit_usb"), "{notice}");
+    carded.wait("the default in use", T, |v| {
+        v["event"] == "audio_route" && v["output"].is_string() && v["output"] != "orbit_usb"
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(carded.all_events().iter().all(|v| v["event"] != "call_ended"), "the call was not dropped");
+    wav.send("hangup");
+    carded.wait_event("call_ended", T);
+    wav.send("quit");
+    wav.wait_exit(T);
+    carded.send("quit");
+    carded.wait_exit(T);
+    stop.store(true, Ordering::Relaxed);
+    assert!(on_usb.lock().unwrap().len() >= 24000);
+    let after = on_default.lock().unwrap().clone();
+    assert!(after.len() > 24000, "the default device got {} samples after the switch", after.len());
+    let s: Vec<f32> = after.iter().map(|v| f32::from(*v) / 32768.0).collect();
+    let f = wav::dominant_frequency(&s, 48000);
+    assert!((f - 440.0).abs() < 10.0, "the default played {f} Hz");
 }
 
 #[test]
