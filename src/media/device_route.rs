@@ -5,8 +5,11 @@
 //! ([`RouteAction::Open`]) and reports back ([`DeviceRoute::opened`],
 //! [`DeviceRoute::fault`]); time is an argument in milliseconds.
 
-/// How long silence lasts before the default device is tried again.
+/// How long silence lasts before a device is tried again (doubling while it keeps
+/// failing, up to [`MAX_RETRY_MS`], so a machine without a card is not probed 12 times a minute).
 pub const RETRY_MS: u64 = 5_000;
+/// The longest wait between retries.
+pub const MAX_RETRY_MS: u64 = 60_000;
 /// A default device that fails again this soon after opening is not reopened at once.
 pub const FLAP_MS: u64 = 2_000;
 
@@ -70,6 +73,7 @@ pub struct DeviceRoute {
     state: State,
     attempts: u64,
     told_silent: bool,
+    retry_ms: u64,
 }
 
 impl DeviceRoute {
@@ -81,6 +85,7 @@ impl DeviceRoute {
             state: State::Idle,
             attempts: 0,
             told_silent: false,
+            retry_ms: RETRY_MS,
         }
     }
 
@@ -118,7 +123,8 @@ impl DeviceRoute {
     }
 
     fn go_silent(&mut self, now: u64, reason: &str, out: &mut Vec<RouteAction>) {
-        self.state = State::Silent { retry_at: now + RETRY_MS };
+        self.state = State::Silent { retry_at: now + self.retry_ms };
+        self.retry_ms = (self.retry_ms * 2).min(MAX_RETRY_MS);
         out.push(RouteAction::Close);
         if !self.told_silent {
             self.told_silent = true;
@@ -150,6 +156,7 @@ impl DeviceRoute {
     pub fn choose(&mut self, wanted: Option<String>) -> Vec<RouteAction> {
         self.wanted = wanted.filter(|w| !w.is_empty());
         self.told_silent = false;
+        self.retry_ms = RETRY_MS;
         if self.state == State::Idle {
             return Vec::new();
         }
@@ -168,6 +175,7 @@ impl DeviceRoute {
         let mut out = Vec::new();
         match (result, target) {
             (Ok(name), target) => {
+                self.retry_ms = RETRY_MS;
                 if std::mem::take(&mut self.told_silent) {
                     out.push(RouteAction::Notice(format!(
                         "Sound is back: the {} is now \u{201c}{name}\u{201d}",
@@ -277,11 +285,25 @@ mod tests {
         let (_, a2) = attempt(&r.opened(RETRY_MS + 20, a, Err("gone".into())));
         let acts = r.opened(RETRY_MS + 30, a2, Err("gone".into()));
         assert!(notices(&acts).is_empty(), "no repeated notice: {acts:?}");
+        // The next retry waits twice as long.
+        assert_eq!(r.poll_timeout(), Some(3 * RETRY_MS + 30));
+        assert!(r.handle_timeout(2 * RETRY_MS + 30).is_empty());
         // A retry that works says so.
-        let (_, a) = attempt(&r.handle_timeout(2 * RETRY_MS + 30));
-        let acts = r.opened(2 * RETRY_MS + 40, a, Ok("USB headset".into()));
+        let (_, a) = attempt(&r.handle_timeout(3 * RETRY_MS + 30));
+        let acts = r.opened(3 * RETRY_MS + 40, a, Ok("USB headset".into()));
         assert!(notices(&acts)[0].contains("Sound is back"), "{acts:?}");
         assert_eq!(r.current(), Some("USB headset"));
+        // Backing off stops at a minute.
+        let mut r = DeviceRoute::new("speaker", None);
+        let (_, mut a) = attempt(&r.start());
+        let mut now = 0;
+        for _ in 0..10 {
+            r.opened(now, a, Err("no card".into()));
+            now = r.poll_timeout().unwrap();
+            a = attempt(&r.handle_timeout(now)).1;
+        }
+        r.opened(now, a, Err("no card".into()));
+        assert_eq!(r.poll_timeout(), Some(now + MAX_RETRY_MS));
     }
 
     #[test]
