@@ -226,6 +226,29 @@ mod tests {
         assert!((f8 - 440.0).abs() < 5.0, "dominant {f8} Hz at 8 kHz");
     }
 
+    /// Cost of one direction for a 44.1 kHz card: 60 s in 20 ms steps, as the media
+    /// task does it. Loose bound (debug build, shared machine); the figure is printed.
+    #[test]
+    fn conversion_cost_is_a_small_fraction_of_real_time() {
+        let mut c = RateConverter::new(48000, 44100, 10_000).unwrap();
+        let frame = tone(48000, 440.0, 960);
+        let mut out = Vec::with_capacity(2000);
+        let start = std::time::Instant::now();
+        for _ in 0..3000 {
+            c.push(&frame);
+            out.clear();
+            let n = c.available();
+            c.pop_into(n, &mut out);
+        }
+        let spent = start.elapsed();
+        eprintln!(
+            "48 kHz -> 44.1 kHz, 60 s of audio: {spent:?} ({:.3} % of real time)",
+            spent.as_secs_f64() / 60.0 * 100.0
+        );
+        assert!(spent < std::time::Duration::from_secs(3), "{spent:?}");
+        assert_eq!(c.dropped(), 0, "drained every tick, nothing dropped");
+    }
+
     #[test]
     fn output_is_capped_and_counts_drops() {
         let mut c = RateConverter::new(16000, 48000, 960).unwrap();
