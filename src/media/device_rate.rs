@@ -4,7 +4,7 @@
 //! in and takes samples out on its own 20 ms clock; nothing here runs in a callback.
 
 use audioadapter_buffers::direct::InterleavedSlice;
-use rubato::{Async, FixedAsync, Indexing, PolynomialDegree, Resampler};
+use rubato::{Adjustable, Async, FixedAsync, Indexing, PolynomialDegree, Resampler};
 use std::collections::VecDeque;
 
 /// Capacity in samples of a callback ring holding `ms` of audio at `rate` × `channels`,
@@ -46,15 +46,25 @@ pub fn to_i16(s: f32) -> i16 {
     (s * 32768.0).round().clamp(-32768.0, 32767.0) as i16
 }
 
+/// Largest drift correction [`RateConverter::steer`] applies (0.5 %: ~9 cents, inaudible on speech).
+pub const MAX_STEER: f64 = 0.005;
+/// Correction per unit of relative backlog error.
+const STEER_GAIN: f64 = 0.01;
+/// Smoothing of the backlog the steering looks at (device periods arrive in bursts).
+const STEER_SMOOTHING: f64 = 0.05;
+
 /// Mono rate conversion in a stream: push any number of samples at `from` Hz, pop them
-/// at `to` Hz. Equal rates pass straight through. Output waiting to be popped is capped
-/// at `max_buffered` samples (the oldest are dropped), so a device whose clock runs fast
+/// at `to` Hz. Equal rates pass straight through unless the converter is
+/// [adaptive](RateConverter::adaptive). Output waiting to be popped is capped at
+/// `max_buffered` samples (the oldest are dropped), so a device whose clock runs fast
 /// (or an unpaced ALSA null device) never grows the delay without bound.
 pub struct RateConverter {
     resampler: Option<Async<f32>>,
+    smoothed_backlog: Option<f64>,
     chunk: usize,
     pending: Vec<f32>,
     scratch: Vec<f32>,
+    nominal: f64,
     out: VecDeque<f32>,
     max_buffered: usize,
     dropped: u64,
@@ -72,13 +82,23 @@ pub struct RateError {
 impl RateConverter {
     /// A converter from `from` Hz to `to` Hz, buffering at most `max_buffered` output samples.
     pub fn new(from: u32, to: u32, max_buffered: usize) -> Result<RateConverter, RateError> {
+        Self::build(from, to, max_buffered, false)
+    }
+
+    /// Like [`RateConverter::new`], but always resampling (even at equal nominal rates),
+    /// so [`RateConverter::steer`] can follow a device clock that drifts from ours.
+    pub fn adaptive(from: u32, to: u32, max_buffered: usize) -> Result<RateConverter, RateError> {
+        Self::build(from, to, max_buffered, true)
+    }
+
+    fn build(from: u32, to: u32, max_buffered: usize, adaptive: bool) -> Result<RateConverter, RateError> {
         let err = |reason: String| RateError { from, to, reason };
         if from == 0 || to == 0 {
             return Err(err("a rate is zero".into()));
         }
         // 10 ms of input per chunk: small enough for latency, big enough to be cheap.
         let chunk = (from as usize / 100).max(16);
-        let resampler = if from == to {
+        let resampler = if from == to && !adaptive {
             None
         } else {
             let r = Async::<f32>::new_poly(
@@ -95,8 +115,10 @@ impl RateConverter {
         let scratch = vec![0.0; resampler.as_ref().map_or(0, |r| r.output_frames_max())];
         Ok(RateConverter {
             resampler,
+            smoothed_backlog: None,
             chunk,
             pending: Vec::with_capacity(chunk * 2),
+            nominal: f64::from(to) / f64::from(from),
             scratch,
             out: VecDeque::with_capacity(max_buffered),
             max_buffered: max_buffered.max(1),
@@ -139,6 +161,32 @@ impl RateConverter {
             self.out.drain(..over);
             self.dropped += over as u64;
         }
+    }
+
+    /// Drift compensation: nudges the conversion ratio (at most ±[`MAX_STEER`]) so that
+    /// `backlog` — output-rate samples waiting between this converter and their consumer —
+    /// tends to `target`. More waiting than wanted means the producer's clock is fast:
+    /// produce a little less, and the other way round. Call once per tick.
+    pub fn steer(&mut self, backlog: usize, target: usize) {
+        let Some(r) = self.resampler.as_mut() else { return };
+        let b = backlog as f64;
+        let smoothed = match self.smoothed_backlog {
+            Some(s) => s + STEER_SMOOTHING * (b - s),
+            None => b,
+        };
+        self.smoothed_backlog = Some(smoothed);
+        let target = target.max(1) as f64;
+        let rel = 1.0 + (STEER_GAIN * (target - smoothed) / target).clamp(-MAX_STEER, MAX_STEER);
+        let _ = r.set_resample_ratio_relative(rel, true);
+    }
+
+    /// The current ratio relative to the nominal one (1.0 = no correction).
+    pub fn correction(&self) -> f64 {
+        self.resampler.as_ref().map_or(1.0, |r| r.resample_ratio()) / self.nominal_ratio()
+    }
+
+    fn nominal_ratio(&self) -> f64 {
+        self.nominal
     }
 
     /// Converted samples ready to pop.
@@ -247,6 +295,52 @@ mod tests {
         );
         assert!(spent < std::time::Duration::from_secs(3), "{spent:?}");
         assert_eq!(c.dropped(), 0, "drained every tick, nothing dropped");
+    }
+
+    /// Simulates a capture device whose clock is off by `ppm` against our 20 ms tick for
+    /// `secs`; returns (samples dropped, ticks that came up short after the first 10 s,
+    /// final correction).
+    fn drift(ppm: f64, secs: u32, steer: bool) -> (u64, u32, f64) {
+        let mut c = RateConverter::adaptive(48000, 48000, 3 * 960).unwrap();
+        let per_tick = 960.0 * (1.0 + ppm / 1e6);
+        let (mut owed, mut short, mut phase) = (0.0f64, 0u32, 0.0f64);
+        let mut out = Vec::with_capacity(960);
+        for tick in 0..secs * 50 {
+            owed += per_tick;
+            // Device periods of 1024 frames arrive in bursts, as ALSA delivers them.
+            let mut burst = Vec::new();
+            while owed >= 1024.0 {
+                for _ in 0..1024 {
+                    burst.push((phase.sin() * 0.3) as f32);
+                    phase += 0.05;
+                }
+                owed -= 1024.0;
+            }
+            c.push(&burst);
+            out.clear();
+            if c.pop_into(960, &mut out) < 960 && tick > 500 {
+                short += 1;
+            }
+            if steer {
+                c.steer(c.available(), 960);
+            }
+        }
+        (c.dropped(), short, c.correction())
+    }
+
+    #[test]
+    fn steering_follows_a_drifting_device_clock() {
+        // Unsteered, a device 0.2 % fast overflows the backlog and one 0.2 % slow runs dry.
+        let (dropped, _, _) = drift(2000.0, 120, false);
+        assert!(dropped > 0, "the fast device must overflow without steering");
+        let (_, short, _) = drift(-2000.0, 120, false);
+        assert!(short > 0, "the slow device must run dry without steering");
+        for ppm in [2000.0, -2000.0, 300.0, -300.0] {
+            let (dropped, short, corr) = drift(ppm, 120, true);
+            assert_eq!((dropped, short), (0, 0), "{ppm} ppm: dropped {dropped}, {short} short ticks");
+            // The correction settles near the clock error (a fast device is slowed down).
+            assert!((corr - 1.0 / (1.0 + ppm / 1e6)).abs() < 0.001, "{ppm} ppm: correction {corr}");
+        }
     }
 
     #[test]

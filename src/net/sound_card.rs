@@ -163,7 +163,7 @@ impl SoundCard {
                     if let Some(c) = kept
                         && self.input.current().is_some()
                     {
-                        match RateConverter::new(c.rate, self.bus_rate, MAX_BUS_BACKLOG) {
+                        match RateConverter::adaptive(c.rate, self.bus_rate, MAX_BUS_BACKLOG) {
                             Ok(conv) => self.capture = Some((c, conv)),
                             Err(e) => tracing::warn!("audio: {e}"),
                         }
@@ -178,7 +178,7 @@ impl SoundCard {
                     {
                         // Keep at most the ring's worth of converted audio waiting.
                         let max = (p.rate as usize * 3 / 50).max(64);
-                        match RateConverter::new(self.bus_rate, p.rate, max) {
+                        match RateConverter::adaptive(self.bus_rate, p.rate, max) {
                             Ok(conv) => self.playback = Some((p, conv)),
                             Err(e) => tracing::warn!("audio: {e}"),
                         }
@@ -245,6 +245,8 @@ impl SoundCard {
         }
         self.mono.clear();
         conv.pop_into(mic.len(), &mut self.mono);
+        // Follow the device's clock: keep about one tick waiting after each pop.
+        conv.steer(conv.available(), mic.len());
         // Short on samples (device starting, slow clock): the rest is silence.
         for (i, s) in mic.iter_mut().enumerate() {
             *s = self.mono.get(i).map_or(0, |v| to_i16(*v));
@@ -280,6 +282,9 @@ impl SoundCard {
         let Some((pb, conv)) = self.playback.as_mut() else {
             return;
         };
+        // Follow the device's clock: keep about two ticks queued for the device.
+        let queued = (pb.ring.buffer().capacity() - pb.ring.slots()) / usize::from(pb.channels.max(1));
+        conv.steer(queued, pb.rate as usize / 25);
         self.mono.clear();
         self.mono.extend(to_f32(frame));
         conv.push(&self.mono);
