@@ -60,7 +60,7 @@ pub struct CliArgs {
     /// Speaker by id or name (default: the system's).
     #[arg(long)]
     pub output_device: Option<String>,
-    /// Ringtone device by id or name (remembered; ringing through it is still to come).
+    /// Ringtone device by id or name (default: ring on the speaker).
     #[arg(long)]
     pub ring_device: Option<String>,
     /// Do not open sound devices at all (calls send silence unless --audio-in is given).

@@ -51,7 +51,7 @@ struct WindowArgs {
     /// Speaker by id or name; overrides the saved choice.
     #[arg(long)]
     output_device: Option<String>,
-    /// Ringtone device by id or name.
+    /// Ringtone device by id or name (default: ring on the speaker).
     #[arg(long)]
     ring_device: Option<String>,
     /// Colour scheme: system, light or dark.

@@ -42,6 +42,16 @@ pcm.orbit_usb {{
     file "{d}/usb.fifo"
     format "raw"
 }}
+pcm.orbit_bell {{
+    type plug
+    slave {{ pcm "orbit_bell_file"; format S16_LE; rate 48000; channels 1 }}
+}}
+pcm.orbit_bell_file {{
+    type file
+    slave.pcm "null"
+    file "{d}/bell.fifo"
+    format "raw"
+}}
 pcm.orbit_mic {{
     type plug
     slave {{ pcm "orbit_mic_file"; format S16_LE; rate 48000; channels 1 }}
@@ -260,4 +270,59 @@ fn without_a_card_the_phone_says_so_and_lists_no_default() {
     assert_eq!(level["rms_dbfs"], -96, "no microphone reads as silence: {level}");
     o.send("quit");
     assert_eq!(o.wait_exit(T), Some(0));
+}
+
+/// A call ringing in plays the ringtone: on the speaker by default, on the ring device
+/// alone when one is chosen (the speaker stays silent), and stops when answered.
+#[test]
+fn an_incoming_call_rings_on_the_ring_device_or_the_speaker() {
+    for ring_apart in [false, true] {
+        let dir = TempDir::new("orbit-ring");
+        std::fs::write(dir.join(".asoundrc"), asoundrc(dir.path())).unwrap();
+        for f in ["speaker.fifo", "bell.fifo", "mic.fifo"] {
+            process::make_fifo(&dir.join(f)).unwrap();
+        }
+        let on_speaker = Arc::new(Mutex::new(Vec::new()));
+        let on_bell = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        speaker_reader(dir.join("speaker.fifo"), on_speaker.clone(), None);
+        speaker_reader(dir.join("bell.fifo"), on_bell.clone(), None);
+        mic_writer(dir.join("mic.fifo"), stop.clone());
+        let home = dir.path().to_str().unwrap().to_string();
+        let sip_port = free_port();
+        let listen = format!("127.0.0.1:{sip_port}");
+        let mut args = vec!["--account", "sip:card@127.0.0.1", "--no-register", "--listen", &listen];
+        if ring_apart {
+            args.extend(["--ring-device", "orbit_bell"]);
+        }
+        let mut carded = Orbit::start_with_env(&args, None, &[("HOME", &home)]);
+        // The caller sends silence, so whatever the card plays before answering is the ringtone.
+        let mut caller = Orbit::start(&["--account", "sip:caller@127.0.0.1", "--no-register", "--no-sound-card"], None);
+        caller.send(&format!("dial sip:card@127.0.0.1:{sip_port}"));
+        carded.wait_event("call_incoming", T);
+        std::thread::sleep(Duration::from_millis(1500));
+        let (ring, other) = if ring_apart { (&on_bell, &on_speaker) } else { (&on_speaker, &on_bell) };
+        let rang = ring.lock().unwrap().clone();
+        assert!(rang.len() > 9600, "ring_apart={ring_apart}: {} ringtone samples", rang.len());
+        let s: Vec<f32> = rang.iter().map(|v| f32::from(*v) / 32768.0).collect();
+        let f = wav::dominant_frequency(&s, 48000);
+        assert!(
+            (f - 440.0).abs() < 10.0 || (f - 554.0).abs() < 10.0,
+            "ring_apart={ring_apart}: the ringtone's chord, not {f} Hz"
+        );
+        assert!(other.lock().unwrap().is_empty(), "ring_apart={ring_apart}: nothing on the other device");
+        carded.send("answer");
+        carded.wait_event("call_established", T);
+        std::thread::sleep(Duration::from_millis(300));
+        let n = ring.lock().unwrap().len();
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(ring.lock().unwrap().len(), n, "ring_apart={ring_apart}: the ringtone stopped on answer");
+        caller.send("hangup");
+        carded.wait_event("call_ended", T);
+        caller.send("quit");
+        caller.wait_exit(T);
+        carded.send("quit");
+        carded.wait_exit(T);
+        stop.store(true, Ordering::Relaxed);
+    }
 }

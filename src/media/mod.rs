@@ -12,6 +12,7 @@ pub mod level;
 pub mod music;
 pub mod negotiate;
 pub mod resample;
+pub mod ringtone;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;

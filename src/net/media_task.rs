@@ -60,7 +60,7 @@ pub struct AudioIo {
     pub input_device: Option<String>,
     /// Playback device by id or name (`None`: the default).
     pub output_device: Option<String>,
-    /// Ringtone device by id or name (remembered; not played through yet).
+    /// Ringtone device by id or name (`None`: ring on the speaker).
     pub ring_device: Option<String>,
 }
 
@@ -106,12 +106,19 @@ pub enum MediaCommand {
         /// Muted or not.
         muted: bool,
     },
-    /// Use these sound devices (`None`: the default).
+    /// Use these sound devices (`None`: the default; for `ring`, the speaker).
     ChooseDevices {
         /// Capture device.
         input: Option<String>,
         /// Playback device.
         output: Option<String>,
+        /// Ringtone device.
+        ring: Option<String>,
+    },
+    /// Play the ringtone (a call is ringing in) or stop it.
+    Ring {
+        /// On or off.
+        on: bool,
     },
     /// Report the microphone level ([`MediaEvent::Sound`]) or stop reporting it.
     Meter {
@@ -435,6 +442,7 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
             BUS_RATE,
             io.input.is_none().then(|| io.input_device.clone()),
             io.output.is_none().then(|| io.output_device.clone()),
+            io.ring_device.clone(),
         )
     });
     let start = Instant::now();
@@ -576,12 +584,25 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                     s.muted = muted;
                 }
             }
-            Internal::Cmd(MediaCommand::ChooseDevices { input, output }) => {
+            Internal::Cmd(MediaCommand::ChooseDevices { input, output, ring }) => {
                 if let Some(c) = card.as_mut() {
                     c.choose(
                         io.input.is_none().then_some(input).flatten(),
                         io.output.is_none().then_some(output).flatten(),
+                        ring,
                     );
+                }
+            }
+            Internal::Cmd(MediaCommand::Ring { on }) => {
+                if let Some(c) = card.as_mut() {
+                    let was = c.wants_ticks();
+                    c.set_ringing(on);
+                    if !was && calls.is_empty() {
+                        tick.reset();
+                    }
+                    if calls.is_empty() && !c.wants_ticks() {
+                        c.tick(now_ms, false);
+                    }
                 }
             }
             Internal::Cmd(MediaCommand::Meter { on }) => {

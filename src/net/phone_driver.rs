@@ -84,7 +84,11 @@ pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
             let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
         }
     }
-    let devices = (cfg.audio.input_device.clone(), cfg.audio.output_device.clone());
+    let devices = AudioChoice {
+        input: cfg.audio.input_device.clone(),
+        output: cfg.audio.output_device.clone(),
+        ring: cfg.audio.ring_device.clone(),
+    };
     tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip, devices));
     Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
 }
@@ -99,9 +103,10 @@ async fn run(
     media: MediaHandle,
     mut media_events: mpsc::Receiver<MediaEvent>,
     media_ip: IpAddr,
-    mut devices: (Option<String>, Option<String>),
+    mut devices: AudioChoice,
 ) {
     engine.start(Instant::now());
+    let mut ringing = Ringing::default();
     let mut commands_open = true;
     loop {
         while let Some(out) = engine.poll_output() {
@@ -115,6 +120,9 @@ async fn run(
                     }
                 }
                 Output::Event(ev) => {
+                    if let Some(on) = ringing.apply(&ev) {
+                        media.send(MediaCommand::Ring { on });
+                    }
                     let _ = events.send(ev).await;
                 }
                 Output::AllocateMedia { call } => match UdpSocket::bind(SocketAddr::new(media_ip, 0)).await {
@@ -149,18 +157,18 @@ async fn run(
                             let _ = events.send(devices_event(list)).await;
                         });
                     }
-                    Command::ChooseAudioDevice { role, device } => match role {
-                        AudioRole::Input | AudioRole::Output => {
-                            if role == AudioRole::Input {
-                                devices.0 = device;
-                            } else {
-                                devices.1 = device;
-                            }
-                            media.send(MediaCommand::ChooseDevices { input: devices.0.clone(), output: devices.1.clone() });
+                    Command::ChooseAudioDevice { role, device } => {
+                        match role {
+                            AudioRole::Input => devices.input = device,
+                            AudioRole::Output => devices.output = device,
+                            AudioRole::Ring => devices.ring = device,
                         }
-                        // Remembered by the face; nothing rings through a device yet.
-                        AudioRole::Ring => {}
-                    },
+                        media.send(MediaCommand::ChooseDevices {
+                            input: devices.input.clone(),
+                            output: devices.output.clone(),
+                            ring: devices.ring.clone(),
+                        });
+                    }
                     Command::TestTone => media.send(MediaCommand::TestTone),
                     Command::AudioMeter { on } => media.send(MediaCommand::Meter { on }),
                     cmd => engine.handle_command(Instant::now(), cmd),
@@ -186,6 +194,37 @@ async fn run(
     }
 }
 
+/// The sound devices chosen so far (`None`: the default; for `ring`, the speaker).
+#[derive(Debug, Clone, Default)]
+struct AudioChoice {
+    input: Option<String>,
+    output: Option<String>,
+    ring: Option<String>,
+}
+
+/// Which calls are ringing in, from the engine's events: the ringtone plays while any is.
+#[derive(Debug, Default)]
+struct Ringing(std::collections::BTreeSet<crate::phone::CallNo>);
+
+impl Ringing {
+    /// Takes an event; returns `Some(on)` when the ringtone should start or stop.
+    fn apply(&mut self, ev: &Event) -> Option<bool> {
+        let before = !self.0.is_empty();
+        match ev {
+            Event::CallIncoming { call, replaces: None, .. } => {
+                self.0.insert(*call);
+            }
+            Event::CallEstablished { call, .. } | Event::CallEnded { call, .. } => {
+                self.0.remove(call);
+            }
+            Event::Stopped => self.0.clear(),
+            _ => {}
+        }
+        let after = !self.0.is_empty();
+        (before != after).then_some(after)
+    }
+}
+
 /// The face's view of the device list.
 fn devices_event(list: audio_device::DeviceList) -> Event {
     let conv =
@@ -206,5 +245,28 @@ fn sound_event(s: SoundEvent) -> Event {
         SoundEvent::Level(l) => {
             Event::AudioLevel { rms_dbfs: l.rms_dbfs.round() as i32, peak_dbfs: l.peak_dbfs.round() as i32 }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_while_any_incoming_call_is_unanswered() {
+        let mut r = Ringing::default();
+        let incoming =
+            |call| Event::CallIncoming { call, from: "sip:bob@x".into(), name: None, recall: None, replaces: None };
+        assert_eq!(r.apply(&incoming(1)), Some(true));
+        assert_eq!(r.apply(&incoming(2)), None, "already ringing");
+        assert_eq!(r.apply(&Event::CallEstablished { call: 1, party: "bob".into(), codec: None }), None);
+        assert_eq!(r.apply(&Event::CallRinging { call: 2 }), None);
+        assert_eq!(r.apply(&Event::CallEnded { call: 2, reason: "cancelled".into() }), Some(false));
+        // An attended-transfer replacement is answered at once: it never rings.
+        let replacing =
+            Event::CallIncoming { call: 3, from: "sip:c@x".into(), name: None, recall: None, replaces: Some(1) };
+        assert_eq!(r.apply(&replacing), None);
+        assert_eq!(r.apply(&incoming(4)), Some(true));
+        assert_eq!(r.apply(&Event::Stopped), Some(false));
     }
 }
