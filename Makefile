@@ -2,7 +2,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: run test fmt fmt-check clippy deps build-deps
+.PHONY: run test bench fmt fmt-check clippy deps build-deps
 
 ## Install every Debian package the build and the tests need (idempotent).
 deps:
@@ -20,6 +20,13 @@ run: build-deps
 test:
 	scripts/install-deps.sh
 	$(CARGO) test --all-targets
+
+## Benchmarks that print figures (park latency/capacity, sipp load, media, GUI footprint
+## against Linphone). Installs Linphone 4.4 for the comparison.
+bench:
+	scripts/install-deps.sh
+	DEBIAN_FRONTEND=noninteractive apt-get install -y linphone || sudo DEBIAN_FRONTEND=noninteractive apt-get install -y linphone
+	$(CARGO) bench
 
 fmt:
 	$(CARGO) fmt --all

@@ -172,7 +172,7 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::S
         account,
         listen: "127.0.0.1:0".parse().expect("static address"),
         ca_file: None,
-        audio: orbitphone::net::media_task::AudioIo { sound_card: true, ..Default::default() },
+        audio: orbitphone::net::media_task::AudioIo::desktop(),
     }));
     Ok((start, welcome))
 }
@@ -204,11 +204,10 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 listen: args.listen,
                 ca_file: None,
                 audio: orbitphone::net::media_task::AudioIo {
-                    sound_card: true,
                     input_device: args.input_device.clone(),
                     output_device: args.output_device.clone(),
                     ring_device: args.ring_device.clone(),
-                    ..Default::default()
+                    ..orbitphone::net::media_task::AudioIo::desktop()
                 },
             }))
         }

@@ -12,7 +12,7 @@
 //!
 //! `ORBIT_FUZZ_ITERATIONS` and `ORBIT_FUZZ_SEED` change the run length and seed.
 
-use orbitphone::fuzzing::{Outcome, exercise};
+use orbitphone::fuzzing::{Outcome, exercise, exercise_rtcp};
 use orbitphone::sip::message;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -263,4 +263,64 @@ fn run_one(seed: u64, i: u64, corpus: &[Vec<u8>]) -> Outcome {
             )
         }
     }
+}
+
+/// RTCP: mutated compound packets (SR with a block, SDES, BYE; RR; APP) and random bytes
+/// through [`exercise_rtcp`]; enough of them must still parse to test the accepting paths.
+#[test]
+fn mutated_rtcp_never_breaks_the_receive_path() {
+    use orbitphone::media::rtcp::{ReportBlock, RtcpPacket, SdesChunk, SenderReport, build_compound};
+    let block = ReportBlock {
+        ssrc: 2,
+        fraction_lost: 3,
+        cumulative_lost: -4,
+        extended_highest_seq: 5,
+        jitter: 6,
+        lsr: 7,
+        dlsr: 8,
+    };
+    let corpus = [
+        build_compound(&[
+            RtcpPacket::SenderReport(SenderReport {
+                ssrc: 2,
+                ntp: 0x1234_5678_9abc_def0,
+                rtp_timestamp: 9,
+                packet_count: 10,
+                octet_count: 11,
+                reports: vec![ReportBlock { ssrc: 1, ..block }],
+            }),
+            RtcpPacket::Sdes(vec![SdesChunk { ssrc: 2, items: vec![(1, b"bob@example.com".to_vec())] }]),
+            RtcpPacket::Bye { ssrcs: vec![2], reason: Some(b"done".to_vec()) },
+        ]),
+        build_compound(&[
+            RtcpPacket::ReceiverReport { ssrc: 2, reports: vec![block, block] },
+            RtcpPacket::Other { pt: 204, count: 1, body: b"\0\0\0\x02nameDATA".to_vec() },
+        ]),
+    ];
+    let mut rng = Rng(env_u64("ORBIT_FUZZ_SEED", DEFAULT_SEED));
+    let mut parsed = 0;
+    let n = 50_000;
+    for _ in 0..n {
+        let mut data = if rng.below(5) == 0 {
+            (0..rng.below(100)).map(|_| rng.next() as u8).collect()
+        } else {
+            rng.pick(&corpus).clone()
+        };
+        for _ in 0..=rng.below(3) {
+            if data.is_empty() {
+                break;
+            }
+            let at = rng.below(data.len());
+            match rng.below(4) {
+                0 => data[at] = rng.next() as u8,
+                1 => data[at] ^= 1 << rng.below(8),
+                2 => data.truncate(at),
+                _ => data.insert(at, rng.next() as u8),
+            }
+        }
+        if exercise_rtcp(&data) {
+            parsed += 1;
+        }
+    }
+    assert!(parsed > n / 20, "only {parsed} of {n} RTCP inputs parsed");
 }

@@ -251,3 +251,230 @@ fn audio_flows_again_after_hold_and_resume() {
     assert!((f - 1000.0).abs() <= 10.0, "after resume we hear {f} Hz, expected bob's 1000 Hz");
     assert!(rms > 0.05, "after resume the level is {rms}");
 }
+
+/// Asks `status` once a second until `pred` holds for the first call's `stats`;
+/// returns those stats (panics after `timeout` with the last ones seen).
+fn wait_stats(alice: &mut Orbit, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut last = serde_json::Value::Null;
+    while std::time::Instant::now() < deadline {
+        alice.send("status");
+        let status = alice.wait_event("status", T);
+        last = status["calls"][0]["stats"].clone();
+        if pred(&last) {
+            return last;
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("stats never matched within {timeout:?}; last: {last}");
+}
+
+/// RTCP and call statistics against baresip (which sends RTCP on port + 1 by itself):
+/// `status` shows the codec, packets both ways, and a round-trip time, which needs
+/// baresip to have accepted our SR (its RR carries our LSR) and us to have parsed its
+/// report. With `srtp` both directions of RTCP are SRTCP.
+fn stats_with_baresip(srtp: bool) {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new("media-stats");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone1000, 1000.0, 60.0, 8000);
+    let bob = Baresip::start(
+        BaresipOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(true)
+            .audio_source(&tone1000)
+            .srtp_mandatory(srtp),
+    );
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let mut args = vec!["--account", "sip:alice@127.0.0.1", "--proxy", &proxy];
+    if srtp {
+        args.extend_from_slice(&["--srtp", "mandatory"]);
+    }
+    let mut alice = Orbit::start(&args, Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    let call = alice.wait_event("call_established", T)["call"].clone();
+    // The pushed event arrives on its own every 2 s.
+    let pushed = alice.wait("call_stats", T, |e| e["event"] == "call_stats" && e["call"] == call);
+    assert_eq!(pushed["stats"]["codec"], "PCMU", "{pushed}");
+    let stats = wait_stats(&mut alice, Duration::from_secs(25), |s| s["rtt_ms"].is_number());
+    eprintln!("stats with baresip (srtp {srtp}): {stats}");
+    assert_eq!(stats["codec"], "PCMU");
+    assert_eq!(stats["srtp"], srtp);
+    let received = stats["packets_received"].as_u64().unwrap();
+    let sent = stats["packets_sent"].as_u64().unwrap();
+    // At 50 packets a second for several seconds, both ways.
+    assert!(received > 100 && sent > 100, "{stats}");
+    assert!(stats["rtcp_received"].as_u64().unwrap() >= 1, "{stats}");
+    let rtt = stats["rtt_ms"].as_f64().unwrap();
+    assert!((0.0..50.0).contains(&rtt), "loopback round trip {rtt} ms");
+    assert!(stats["loss_percent"].as_f64().unwrap() < 1.0, "{stats}");
+    assert!(stats["jitter_ms"].as_f64().unwrap() < 20.0, "{stats}");
+    assert!(stats["jitter_buffer_ms"].as_u64().unwrap() >= 20, "{stats}");
+    // Baresip's own report on our stream: what it saw loses nothing either.
+    assert!(stats["remote_loss_percent"].as_f64().unwrap() < 1.0, "{stats}");
+    let debug = bob.command("audio_debug", "").to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}
+
+#[test]
+fn call_stats_and_rtcp_round_trip_with_baresip() {
+    stats_with_baresip(false);
+}
+
+#[test]
+fn call_stats_and_srtcp_round_trip_with_baresip() {
+    stats_with_baresip(true);
+}
+
+/// Orbit and linphonec exchange tones (ours 440 Hz, theirs 1000 Hz) for 3 s, Orbit
+/// calling (`orbit_calls`) or called; `--opus` on our side when `opus`. Returns the
+/// codec Orbit reports and (what Orbit heard, what linphonec recorded).
+fn linphonec_tones(
+    opus: bool,
+    orbit_calls: bool,
+    name: &str,
+) -> (String, std::path::PathBuf, std::path::PathBuf, TempDir) {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new(name);
+    let tone440 = dir.join("440.wav");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone440, 440.0, 30.0, 8000);
+    write_tone_wav(&tone1000, 1000.0, 30.0, 8000);
+    let out = dir.join("heard.wav");
+    let theirs = dir.join("bob-heard.wav");
+    let bob = Linphonec::start(
+        LinphonecOpts::registered("bob", "bobpw", k.port())
+            .auto_answer(orbit_calls)
+            .play_wav(&tone1000)
+            .record_wav(&theirs),
+    );
+    assert!(bob.wait_registered(T));
+    let proxy = k.proxy_uri();
+    let (a_in, a_out) = (tone440.to_string_lossy().to_string(), out.to_string_lossy().to_string());
+    let mut args =
+        vec!["--account", "sip:alice@127.0.0.1", "--proxy", &proxy, "--audio-in", &a_in, "--audio-out", &a_out];
+    if opus {
+        args.push("--opus");
+    }
+    if !orbit_calls {
+        args.push("--auto-answer");
+    }
+    let mut alice = Orbit::start(&args, Some("alicepw"));
+    alice.wait_event("registered", T);
+    if orbit_calls {
+        alice.send("dial bob");
+    } else {
+        bob.send("call sip:alice@127.0.0.1");
+    }
+    let up = alice.wait_event("call_established", T);
+    bob.expect_output("Media streams established", T);
+    std::thread::sleep(Duration::from_secs(3));
+    alice.send("status");
+    let status = alice.wait_event("status", T);
+    eprintln!("{name}: {status}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+    bob.expect_output("ended", T);
+    // linphonec finishes its recording when the call ends.
+    std::thread::sleep(Duration::from_millis(500));
+    (up["codec"].as_str().unwrap_or("").to_string(), out, theirs, dir)
+}
+
+#[test]
+fn pcmu_call_to_linphonec_carries_tones_both_ways() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(false, true, "media-lin-pcmu");
+    assert_eq!(codec, "PCMU");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+#[test]
+fn opus_call_to_linphonec_carries_tones_both_ways() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(true, true, "media-lin-opus");
+    assert_eq!(codec, "opus");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+#[test]
+fn linphonec_calls_orbit_with_pcmu_and_with_opus() {
+    let (codec, ours, theirs, _dir) = linphonec_tones(false, false, "media-lin-in-pcmu");
+    assert_eq!(codec, "PCMU");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+    let (codec, ours, theirs, _dir) = linphonec_tones(true, false, "media-lin-in-opus");
+    assert_eq!(codec, "opus");
+    assert_tone(&ours, 1000.0, "we");
+    assert_tone(&theirs, 440.0, "linphonec");
+}
+
+/// RFC 4733 both ways with linphonec: a digit typed alone on its command line is sent as
+/// DTMF and reaches us as `dtmf_received`; ours show as "Receiving tone X".
+#[test]
+fn dtmf_both_ways_with_linphonec() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let bob = Linphonec::start(LinphonecOpts::registered("bob", "bobpw", k.port()).auto_answer(true));
+    assert!(bob.wait_registered(T));
+    let proxy = k.proxy_uri();
+    let mut alice = Orbit::start(&["--account", "sip:alice@127.0.0.1", "--proxy", &proxy], Some("alicepw"));
+    alice.wait_event("registered", T);
+    alice.send("dial bob");
+    alice.wait_event("call_established", T);
+    bob.expect_output("Media streams established", T);
+    for d in ["1", "5", "9", "#"] {
+        bob.send(d);
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let got: String =
+        (0..4).map(|_| alice.wait_event("dtmf_received", T)["digit"].as_str().unwrap_or("?").to_string()).collect();
+    assert_eq!(got, "159#");
+    alice.send("dtmf 2580");
+    let theirs: String = (0..4)
+        .map(|_| {
+            let line = bob.expect_output("Receiving tone", T);
+            line.split("Receiving tone ").nth(1).and_then(|r| r.chars().next()).unwrap_or('?').to_string()
+        })
+        .collect();
+    assert_eq!(theirs, "2580");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}
+
+/// rtcp-mux (RFC 5761): baresip with `rtcp_mux yes` offers `a=rtcp-mux` and calls us; we
+/// accept it, so RTCP both ways shares the RTP port, and the round trip still comes out.
+#[test]
+fn rtcp_mux_offered_by_baresip_is_accepted() {
+    let k = Kamailio::start(&[("alice", "alicepw"), ("bob", "bobpw")]);
+    let dir = TempDir::new("media-mux");
+    let tone1000 = dir.join("1000.wav");
+    write_tone_wav(&tone1000, 1000.0, 60.0, 8000);
+    let bob = Baresip::start(
+        BaresipOpts::registered("bob", "bobpw", k.port()).audio_source(&tone1000).extra_config("rtcp_mux yes"),
+    );
+    assert_eq!(bob.wait_registered(T), Some(true));
+    let proxy = k.proxy_uri();
+    let mut alice =
+        Orbit::start(&["--account", "sip:alice@127.0.0.1", "--proxy", &proxy, "--auto-answer"], Some("alicepw"));
+    alice.wait_event("registered", T);
+    bob.dial("sip:alice@127.0.0.1");
+    alice.wait_event("call_established", T);
+    bob.expect_event("CALL_ESTABLISHED", T);
+    let stats = wait_stats(&mut alice, Duration::from_secs(25), |s| s["rtt_ms"].is_number());
+    eprintln!("stats with rtcp-mux: {stats}");
+    assert!(stats["packets_received"].as_u64().unwrap() > 100, "{stats}");
+    let debug = bob.command("audio_debug", "").to_string();
+    eprintln!("baresip audio_debug: {debug}");
+    // Baresip sends RTCP to our RTP port: the remote address shows one port, not two.
+    let remote = debug.split("remote: ").nth(1).and_then(|r| r.split("\\n").next()).unwrap_or("").to_string();
+    let ports: Vec<&str> = remote.split('/').filter_map(|a| a.rsplit(':').next()).collect();
+    assert!(ports.len() == 2 && ports[0] == ports[1], "baresip does not multiplex RTCP: remote {remote}");
+    alice.send("quit");
+    alice.wait_event("stopped", T);
+    assert_eq!(alice.wait_exit(T), Some(0));
+}

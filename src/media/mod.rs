@@ -1,4 +1,4 @@
-//! Media: SDP offer/answer, codecs, RTP, DTMF, jitter buffering, WAV I/O and test analysis.
+//! Media: SDP offer/answer, codecs, RTP/RTCP, DTMF, jitter buffering, WAV I/O and test analysis.
 //! Everything here is sans-IO: callers own sockets and clocks and pass `now_ms` in.
 
 pub mod analysis;
@@ -13,6 +13,7 @@ pub mod music;
 pub mod negotiate;
 pub mod resample;
 pub mod ringtone;
+pub mod rtcp;
 pub mod rtp;
 pub mod sdp;
 pub mod srtp;

@@ -277,6 +277,11 @@ pub struct Negotiated {
     pub remote_direction: Direction,
     /// SRTP suite and keys when the stream is encrypted.
     pub srtp: Option<SrtpParams>,
+    /// Where to send RTCP: the peer's `a=rtcp` (RFC 3605), else its RTP port + 1, or
+    /// its RTP address with rtcp-mux; `None` while it does not receive (`c=0.0.0.0`).
+    pub remote_rtcp: Option<SocketAddr>,
+    /// RTCP shares the RTP port (RFC 5761): the offer had `a=rtcp-mux` and the answer too.
+    pub rtcp_mux: bool,
 }
 
 impl Negotiated {
@@ -388,6 +393,31 @@ fn remote_side(
     }
 }
 
+/// Whether a stream carries `a=rtcp-mux`.
+fn has_rtcp_mux(m: &MediaDescription) -> bool {
+    m.attribute("rtcp-mux").is_some()
+}
+
+/// Where the peer wants RTCP for stream `m` whose RTP goes to `rtp`.
+fn remote_rtcp(
+    sd: &SessionDescription,
+    m: &MediaDescription,
+    rtp: Option<SocketAddr>,
+    mux: bool,
+) -> Option<SocketAddr> {
+    let rtp = rtp?;
+    if mux {
+        return Some(rtp);
+    }
+    match m.rtcp_port {
+        Some(port) => {
+            let ip = m.rtcp_addr.filter(|a| !a.is_unspecified()).or(m.connection).or(sd.connection).unwrap_or(rtp.ip());
+            Some(SocketAddr::new(ip, port))
+        }
+        None => Some(SocketAddr::new(rtp.ip(), rtp.port().checked_add(1)?)),
+    }
+}
+
 fn normalize_ptime(ptime: Option<u32>, kind: CodecKind) -> u32 {
     let Some(p) = ptime else { return DEFAULT_PTIME };
     let p = (p.clamp(10, 120) / 10) * 10;
@@ -451,6 +481,12 @@ pub fn answer(
     }
     am.ptime = Some(DEFAULT_PTIME);
     am.direction = Some(direction);
+    // RFC 5761 section 5.1.1: accept multiplexing when offered, by echoing the attribute.
+    let rtcp_mux = has_rtcp_mux(om);
+    if rtcp_mux {
+        am.attributes.push(("rtcp-mux".to_string(), None));
+    }
+    let remote_rtcp = remote_rtcp(offer, om, remote_addr, rtcp_mux);
     let srtp = crypto.map(|(theirs, key)| {
         am.crypto.push(CryptoAttr { tag: theirs.tag, suite: theirs.suite, key }.to_string());
         SrtpParams { suite: theirs.suite, local_key: key, remote_key: theirs.key }
@@ -469,7 +505,10 @@ pub fn answer(
         }
     }
     let ptime_ms = normalize_ptime(om.ptime, codec.kind);
-    Ok((sd, Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp }))
+    Ok((
+        sd,
+        Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp, remote_rtcp, rtcp_mux },
+    ))
 }
 
 /// Reads the peer's answer to our `offer`.
@@ -506,7 +545,9 @@ pub fn apply_answer(offer: &SessionDescription, answer: &SessionDescription) -> 
     let direction = ours.intersect(remote_direction.reverse());
     let ptime_ms = normalize_ptime(am.ptime, codec.kind);
     let srtp = answered_srtp(om, am)?;
-    Ok(Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp })
+    let rtcp_mux = has_rtcp_mux(om) && has_rtcp_mux(am);
+    let remote_rtcp = remote_rtcp(answer, am, remote_addr, rtcp_mux);
+    Ok(Negotiated { remote_addr, codec, dtmf_pt, ptime_ms, direction, remote_direction, srtp, remote_rtcp, rtcp_mux })
 }
 
 /// The SRTP outcome of our offer `om` and their answer `am`: the answered line must carry
@@ -932,5 +973,35 @@ m=video 9078 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\n";
         ));
         let offer = build_offer(LOCAL, 4000, &opt, Direction::SendRecv, 1, 1);
         assert_eq!(apply_answer(&offer, &wrong_tag).unwrap().srtp, None);
+    }
+
+    #[test]
+    fn rtcp_address_port_plus_one_rfc3605_and_mux() {
+        let caps = LocalCaps::default();
+        let (_, neg) = answer(&parse(BARESIP), LOCAL, 40000, &caps, Direction::SendRecv, 5, 1).unwrap();
+        assert_eq!(neg.remote_rtcp, Some("192.168.1.50:10389".parse().unwrap()));
+        assert!(!neg.rtcp_mux);
+        let (_, neg) =
+            answer(&parse(LINPHONE), LOCAL, 40000, &LocalCaps::with_opus(), Direction::SendRecv, 5, 1).unwrap();
+        assert_eq!(neg.remote_rtcp, Some("192.168.0.17:7079".parse().unwrap()));
+        let other_host = BARESIP.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp:9000 IN IP4 10.1.2.3\r\n");
+        let (_, neg) = answer(&parse(&other_host), LOCAL, 40000, &caps, Direction::SendRecv, 5, 1).unwrap();
+        assert_eq!(neg.remote_rtcp, Some("10.1.2.3:9000".parse().unwrap()));
+        // rtcp-mux offered: accepted in the answer, RTCP goes to the RTP address.
+        let mux = BARESIP.replace("a=sendrecv\r\n", "a=sendrecv\r\na=rtcp-mux\r\n");
+        let (sd, neg) = answer(&parse(&mux), LOCAL, 40000, &caps, Direction::SendRecv, 5, 1).unwrap();
+        assert!(neg.rtcp_mux);
+        assert_eq!(neg.remote_rtcp, neg.remote_addr);
+        assert!(sd.to_string().contains("a=rtcp-mux\r\n"), "{sd}");
+        // Our offer has no rtcp-mux, so an answer echoing it alone does not turn it on.
+        let offer = build_offer(LOCAL, 4000, &caps, Direction::SendRecv, 1, 1);
+        assert!(!offer.to_string().contains("rtcp-mux"));
+        let back = apply_answer(&offer, &parse(&mux)).unwrap();
+        assert!(!back.rtcp_mux);
+        assert_eq!(back.remote_rtcp, Some("192.168.1.50:10389".parse().unwrap()));
+        // Old-style hold: nowhere to send.
+        let hold = BARESIP.replace("c=IN IP4 192.168.1.50", "c=IN IP4 0.0.0.0");
+        let (_, neg) = answer(&parse(&hold), LOCAL, 40000, &caps, Direction::SendRecv, 5, 1).unwrap();
+        assert_eq!(neg.remote_rtcp, None);
     }
 }

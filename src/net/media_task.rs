@@ -20,19 +20,29 @@
 //!
 //! SRTP: when the negotiation keyed the stream, every RTP packet is protected before it
 //! is sent and every received packet must authenticate before it is used (or latched
-//! onto for symmetric RTP); RTCP arriving on the RTP port is authenticated and dropped.
+//! onto for symmetric RTP).
+//!
+//! RTCP ([`crate::media::rtcp`]): each call has an RTCP socket on RTP port + 1 (the
+//! driver binds the pair with [`bind_rtp_pair`]), or shares the RTP port when the offer
+//! asked for rtcp-mux. A report (SR while we send, else RR, plus SDES CNAME) goes out
+//! every 2.5–7.5 s, over SRTCP when the call uses SRTP, to where the peer's RTCP comes
+//! from (symmetric, like RTP) or else to its `a=rtcp`/port + 1; a BYE goes out when the
+//! stream stops. RTCP is accepted on either port. Every 2 s each call's figures go to the
+//! driver as [`MediaEvent::Stats`].
 
 use super::sound_card::{SoundCard, SoundEvent};
 use crate::media::codec::{self, Decoder, Encoder};
 use crate::media::jitter::{Frame, JitterBuffer};
 use crate::media::negotiate::Codec;
 use crate::media::resample::{Downsampler, Upsampler};
+use crate::media::rtcp::{RtcpSession, ntp_from_unix_us};
 use crate::media::rtp::{DtmfReceiver, DtmfSender, RtpPacket, RtpSender, is_rtcp};
 use crate::media::srtp::{SrtpContext, SrtpMode, SrtpParams};
 use crate::media::wav::{WavSink, WavSource};
-use crate::phone::CallNo;
 use crate::phone::session::{MediaParams, MediaPrefs};
+use crate::phone::{CallNo, CallStats};
 use std::collections::{HashMap, VecDeque};
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -65,6 +75,11 @@ pub struct AudioIo {
 }
 
 impl AudioIo {
+    /// The desktop app's media: sound devices, Opus offered first (wideband), G.711 too.
+    pub fn desktop() -> Self {
+        AudioIo { opus: true, sound_card: true, ..Default::default() }
+    }
+
     /// The per-call media preferences these settings imply.
     pub fn prefs(&self) -> MediaPrefs {
         MediaPrefs { opus: self.opus, srtp: self.srtp }
@@ -79,6 +94,8 @@ pub enum MediaCommand {
         call: CallNo,
         /// Its RTP socket.
         socket: Arc<UdpSocket>,
+        /// Its RTCP socket (RTP port + 1), when one could be bound.
+        rtcp_socket: Option<Arc<UdpSocket>>,
     },
     /// Start or update a call's stream.
     Start {
@@ -143,6 +160,40 @@ pub enum MediaEvent {
     },
     /// The sound card end's news: device changes, notices, the input level.
     Sound(SoundEvent),
+    /// A call's current media figures (every [`STATS_EVERY_MS`]).
+    Stats {
+        /// The call.
+        call: CallNo,
+        /// The figures.
+        stats: CallStats,
+    },
+}
+
+/// How often each call's figures are reported.
+pub const STATS_EVERY_MS: u64 = 2000;
+
+/// Binds an RTP socket on an even port of `ip` and its RTCP socket on the next port
+/// (RFC 3550 section 11); after a few collisions, just an RTP socket.
+pub async fn bind_rtp_pair(ip: std::net::IpAddr) -> std::io::Result<(UdpSocket, Option<UdpSocket>)> {
+    let mut last = None;
+    for _ in 0..16 {
+        let first = UdpSocket::bind(SocketAddr::new(ip, 0)).await?;
+        let port = first.local_addr()?.port();
+        if port % 2 == 0 {
+            if let Some(next) = port.checked_add(1)
+                && let Ok(rtcp) = UdpSocket::bind(SocketAddr::new(ip, next)).await
+            {
+                return Ok((first, Some(rtcp)));
+            }
+        } else if let Ok(rtp) = UdpSocket::bind(SocketAddr::new(ip, port - 1)).await {
+            return Ok((rtp, Some(first)));
+        }
+        last = Some(first);
+    }
+    match last {
+        Some(s) => Ok((s, None)),
+        None => Ok((UdpSocket::bind(SocketAddr::new(ip, 0)).await?, None)),
+    }
 }
 
 /// Handle to the media task.
@@ -242,6 +293,13 @@ fn build_rx(codec: &Codec, ptime_ms: u32) -> Option<RxChain> {
 
 struct CallStream {
     socket: Arc<UdpSocket>,
+    rtcp_socket: Option<Arc<UdpSocket>>,
+    /// RTCP state, from the first negotiated parameters on.
+    rtcp: Option<RtcpSession>,
+    /// Where their RTCP really comes from (on the RTCP port; with rtcp-mux, `latched`).
+    rtcp_latched: Option<SocketAddr>,
+    /// When the figures were last reported.
+    last_stats_ms: u64,
     params: Option<MediaParams>,
     /// Where their packets really come from (symmetric RTP for NAT).
     latched: Option<SocketAddr>,
@@ -259,11 +317,20 @@ struct CallStream {
     /// The user muted this call: send silence instead of the microphone.
     muted: bool,
     recv_task: tokio::task::JoinHandle<()>,
+    rtcp_task: Option<tokio::task::JoinHandle<()>>,
+}
+
+fn unix_now_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_micros() as u64).unwrap_or(0)
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 impl CallStream {
     /// Applies new negotiated parameters, keeping codec and SRTP state that did not change.
-    fn start(&mut self, params: MediaParams) {
+    fn start(&mut self, now_ms: u64, params: MediaParams) {
         let neg = &params.negotiated;
         if self.params.as_ref().map(|p| p.negotiated.remote_addr) != Some(neg.remote_addr) {
             self.latched = None;
@@ -283,6 +350,22 @@ impl CallStream {
             self.srtp = neg.srtp;
             self.srtp_out = neg.srtp.map(|s| SrtpContext::new(s.suite, &s.local_key));
             self.srtp_in = neg.srtp.map(|s| SrtpContext::new(s.suite, &s.remote_key));
+        }
+        match self.rtcp.as_mut() {
+            Some(r) => r.set_clock_rate(neg.codec.clock_rate),
+            None => {
+                let now_us = now_ms * 1000;
+                let cname = format!("orbit@{}", params.local);
+                let ntp = ntp_from_unix_us(unix_now_us());
+                self.rtcp = Some(RtcpSession::new(
+                    self.sender.ssrc(),
+                    &cname,
+                    neg.codec.clock_rate,
+                    now_us,
+                    ntp,
+                    rand::random(),
+                ));
+            }
         }
         if let Some(pt) = neg.dtmf_pt
             && (self.dtmf_in.is_none() || self.params.as_ref().and_then(|p| p.negotiated.dtmf_pt) != Some(pt))
@@ -331,6 +414,9 @@ impl CallStream {
             }
         }
         for p in packets {
+            if let Some(r) = self.rtcp.as_mut() {
+                r.on_rtp_sent(now_ms * 1000, p.timestamp, p.payload.len());
+            }
             let bytes = p.to_bytes();
             let wire = match self.srtp_out.as_mut() {
                 Some(ctx) => match ctx.protect_rtp(&bytes) {
@@ -347,7 +433,7 @@ impl CallStream {
     }
 
     /// Handles one datagram from the socket; returns a received DTMF digit.
-    fn receive(&mut self, now_ms: u64, from: SocketAddr, data: &[u8]) -> Option<char> {
+    fn receive(&mut self, now_ms: u64, from: SocketAddr, on_rtcp_port: bool, data: &[u8]) -> Option<char> {
         let params = self.params.as_ref()?;
         let plain;
         let data = match self.srtp_in.as_mut() {
@@ -370,11 +456,25 @@ impl CallStream {
             None => data,
         };
         if is_rtcp(data) {
+            if let Some(r) = self.rtcp.as_mut()
+                && r.on_rtcp(now_ms * 1000, data)
+                && on_rtcp_port
+            {
+                self.rtcp_latched = Some(from);
+            }
+            return None;
+        }
+        if on_rtcp_port {
             return None;
         }
         let pkt = RtpPacket::parse(data)?;
         self.latched = Some(from);
         let neg = &params.negotiated;
+        if let Some(r) = self.rtcp.as_mut()
+            && (Some(pkt.payload_type) == neg.dtmf_pt || pkt.payload_type == neg.codec.pt)
+        {
+            r.on_rtp_received(now_ms * 1000, pkt.ssrc, pkt.sequence, pkt.timestamp, pkt.payload_type == neg.codec.pt);
+        }
         if Some(pkt.payload_type) == neg.dtmf_pt {
             return self.dtmf_in.as_mut().and_then(|r| r.on_packet(&pkt));
         }
@@ -385,6 +485,96 @@ impl CallStream {
         }
         None
     }
+}
+
+impl CallStream {
+    /// Sends the RTCP report if one is due.
+    fn rtcp_tick(&mut self, now_ms: u64) {
+        if let Some(bytes) = self.rtcp.as_mut().and_then(|r| r.handle_timeout(now_ms * 1000)) {
+            self.send_rtcp(&bytes);
+        }
+    }
+
+    /// Protects (SRTCP) and sends one compound RTCP packet to the peer.
+    fn send_rtcp(&mut self, bytes: &[u8]) {
+        let Some(neg) = self.params.as_ref().map(|p| &p.negotiated) else {
+            return;
+        };
+        let (socket, dest) = if neg.rtcp_mux || self.rtcp_socket.is_none() {
+            let dest = if neg.rtcp_mux { self.latched.or(neg.remote_addr) } else { neg.remote_rtcp };
+            (&self.socket, dest)
+        } else {
+            (self.rtcp_socket.as_ref().unwrap_or(&self.socket), self.rtcp_latched.or(neg.remote_rtcp))
+        };
+        let Some(dest) = dest else {
+            return;
+        };
+        let wire = match self.srtp_out.as_mut() {
+            Some(ctx) => match ctx.protect_rtcp(bytes) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::warn!("srtcp protect: {e}");
+                    return;
+                }
+            },
+            None => bytes.to_vec(),
+        };
+        let _ = socket.try_send_to(&wire, dest);
+    }
+
+    /// The call's figures now.
+    fn stats(&self) -> Option<CallStats> {
+        let params = self.params.as_ref()?;
+        let r = self.rtcp.as_ref()?.stats();
+        Some(CallStats {
+            codec: params.negotiated.codec.name().to_string(),
+            packets_sent: r.packets_sent,
+            packets_received: r.packets_received,
+            packets_lost: r.packets_lost,
+            loss_percent: round1(r.loss_percent),
+            jitter_ms: round1(r.jitter_ms),
+            jitter_buffer_ms: self.rx.as_ref().map(|rx| rx.jitter.depth_ms()).unwrap_or(0),
+            rtt_ms: r.rtt_ms.map(round1),
+            remote_loss_percent: r.remote.map(|x| round1(x.loss_percent)),
+            remote_jitter_ms: r.remote.map(|x| round1(x.jitter_ms)),
+            rtcp_received: r.rtcp_received,
+            srtp: self.srtp_out.is_some(),
+        })
+    }
+
+    /// Says goodbye on RTCP and stops the receive loops.
+    fn close(mut self, now_ms: u64) {
+        if let Some(bytes) = self.rtcp.as_mut().map(|r| r.bye(now_ms * 1000)) {
+            self.send_rtcp(&bytes);
+        }
+        self.recv_task.abort();
+        if let Some(t) = self.rtcp_task.take() {
+            t.abort();
+        }
+    }
+}
+
+fn spawn_recv(
+    call: CallNo,
+    socket: Arc<UdpSocket>,
+    rtcp_port: bool,
+    tx: mpsc::Sender<(CallNo, SocketAddr, bool, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        loop {
+            let (n, from) = match socket.recv_from(&mut buf).await {
+                Ok(r) => r,
+                // An ICMP "port unreachable" for something we sent (e.g. RTCP to a peer
+                // that has no RTCP socket) is reported here on some systems: not fatal.
+                Err(e) if matches!(e.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionRefused) => continue,
+                Err(_) => break,
+            };
+            if tx.send((call, from, rtcp_port, buf[..n].to_vec())).await.is_err() {
+                break;
+            }
+        }
+    })
 }
 
 impl MediaHandle {
@@ -420,8 +610,15 @@ impl MediaHandle {
 
 enum Internal {
     Cmd(MediaCommand),
-    Packet { call: CallNo, from: SocketAddr, data: Vec<u8> },
-    Tick,
+    Packet { call: CallNo, from: SocketAddr, rtcp_port: bool, data: Vec<u8> },
+    Tick(tokio::time::Instant),
+}
+
+/// The wall-clock time (Unix µs) of monotonic instant `at`: lets two processes on one
+/// host put their WAV streams on a common time line (the latency benchmark reads these).
+fn unix_us_at(at: Instant) -> u64 {
+    let late = Instant::now().saturating_duration_since(at);
+    unix_now_us().saturating_sub(late.as_micros() as u64)
 }
 
 async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events: mpsc::Sender<MediaEvent>) {
@@ -433,7 +630,8 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
         }
     });
     let mut sink: Option<WavSink> = None;
-    let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, Vec<u8>)>(1024);
+    let mut mic_started = false;
+    let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, bool, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
     let mut last_mix = vec![0i16; BUS_SAMPLES];
     // The sound card serves whichever direction has no file.
@@ -451,17 +649,24 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
     loop {
         let input = tokio::select! {
             cmd = rx.recv() => match cmd { Some(c) => Internal::Cmd(c), None => break },
-            Some((call, from, data)) = pkt_rx.recv() => Internal::Packet { call, from, data },
+            Some((call, from, rtcp_port, data)) = pkt_rx.recv() => Internal::Packet { call, from, rtcp_port, data },
             // No calls, no clock: an idle phone must not wake up 50 times a second.
-            _ = tick.tick(), if !calls.is_empty() || card.as_ref().is_some_and(|c| c.wants_ticks()) => Internal::Tick,
+            at = tick.tick(), if !calls.is_empty() || card.as_ref().is_some_and(|c| c.wants_ticks()) => Internal::Tick(at),
         };
         let now_ms = start.elapsed().as_millis() as u64;
         match input {
-            Internal::Tick => {
+            Internal::Tick(at) => {
+                if !mic_started && source.is_some() && !io.echo && !calls.is_empty() {
+                    // The first input frame is audio-in sample 0 (the file is read from
+                    // its start at the first tick of the first call).
+                    mic_started = true;
+                    tracing::info!("audio-in: sample 0 read at unix_us={}", unix_us_at(at.into_std()));
+                }
                 let mut mic = match source.as_mut() {
                     _ if io.echo => last_mix.clone(),
-                    Some(s) => s.next_frame(BUS_SAMPLES),
-                    None => vec![0i16; BUS_SAMPLES],
+                    // Ticks for the meter, tone or ringtone alone do not use up the file.
+                    Some(s) if !calls.is_empty() => s.next_frame(BUS_SAMPLES),
+                    _ => vec![0i16; BUS_SAMPLES],
                 };
                 if let Some(c) = card.as_mut() {
                     c.tick(now_ms, !calls.is_empty());
@@ -472,8 +677,15 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                 let mut mix = vec![0i32; BUS_SAMPLES];
                 let mut any_playing = false;
                 let silence = [0i16; BUS_SAMPLES];
-                for stream in calls.values_mut() {
+                for (call, stream) in calls.iter_mut() {
                     stream.send_tick(now_ms, if stream.muted { &silence } else { &mic });
+                    stream.rtcp_tick(now_ms);
+                    if now_ms >= stream.last_stats_ms + STATS_EVERY_MS
+                        && let Some(stats) = stream.stats()
+                    {
+                        stream.last_stats_ms = now_ms;
+                        let _ = events.try_send(MediaEvent::Stats { call: *call, stats });
+                    }
                     let Some(params) = stream.params.as_ref() else {
                         continue;
                     };
@@ -492,7 +704,10 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                     && let Some(path) = &io.output
                 {
                     match WavSink::create(path, BUS_RATE) {
-                        Ok(s) => sink = Some(s),
+                        Ok(s) => {
+                            tracing::info!("audio-out: sample 0 written at unix_us={}", unix_us_at(at.into_std()));
+                            sink = Some(s)
+                        }
                         Err(e) => tracing::warn!("audio output {}: {e}", path.display()),
                     }
                 }
@@ -516,16 +731,9 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                     }
                 }
             }
-            Internal::Cmd(MediaCommand::Bind { call, socket }) => {
-                let (s, tx) = (socket.clone(), pkt_tx.clone());
-                let recv_task = tokio::spawn(async move {
-                    let mut buf = vec![0u8; 2048];
-                    while let Ok((n, from)) = s.recv_from(&mut buf).await {
-                        if tx.send((call, from, buf[..n].to_vec())).await.is_err() {
-                            break;
-                        }
-                    }
-                });
+            Internal::Cmd(MediaCommand::Bind { call, socket, rtcp_socket }) => {
+                let recv_task = spawn_recv(call, socket.clone(), false, pkt_tx.clone());
+                let rtcp_task = rtcp_socket.clone().map(|s| spawn_recv(call, s, true, pkt_tx.clone()));
                 if calls.is_empty() {
                     // The clock was stopped while idle: restart it now, without a burst
                     // of the ticks it skipped.
@@ -535,6 +743,10 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                     call,
                     CallStream {
                         socket,
+                        rtcp_socket,
+                        rtcp: None,
+                        rtcp_latched: None,
+                        last_stats_ms: now_ms,
                         params: None,
                         latched: None,
                         sender: RtpSender::new(),
@@ -549,17 +761,18 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                         queued_digits: String::new(),
                         muted: false,
                         recv_task,
+                        rtcp_task,
                     },
                 );
             }
             Internal::Cmd(MediaCommand::Start { call, params }) => {
                 if let Some(s) = calls.get_mut(&call) {
-                    s.start(params);
+                    s.start(now_ms, params);
                 }
             }
             Internal::Cmd(MediaCommand::Stop { call }) => {
                 if let Some(s) = calls.remove(&call) {
-                    s.recv_task.abort();
+                    s.close(now_ms);
                 }
                 if let Some(c) = card.as_mut()
                     && calls.is_empty()
@@ -627,20 +840,41 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                 }
             }
             Internal::Cmd(MediaCommand::Shutdown) => break,
-            Internal::Packet { call, from, data } => {
+            Internal::Packet { call, from, rtcp_port, data } => {
                 let Some(s) = calls.get_mut(&call) else {
                     continue;
                 };
-                if let Some(digit) = s.receive(now_ms, from, &data) {
+                if let Some(digit) = s.receive(now_ms, from, rtcp_port, &data) {
                     let _ = events.try_send(MediaEvent::Dtmf { call, digit });
                 }
             }
         }
     }
+    let now_ms = start.elapsed().as_millis() as u64;
     for (_, s) in calls.drain() {
-        s.recv_task.abort();
+        s.close(now_ms);
     }
     if let Some(s) = sink.take() {
         let _ = s.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn rtp_and_rtcp_ports_are_a_pair() {
+        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+        // Hold a few pairs at once so collisions with our own sockets are exercised.
+        let mut held = Vec::new();
+        for _ in 0..8 {
+            let (rtp, rtcp) = bind_rtp_pair(ip).await.unwrap();
+            let rtp_port = rtp.local_addr().unwrap().port();
+            let rtcp = rtcp.expect("an RTCP socket next to the RTP one");
+            assert_eq!(rtp_port % 2, 0, "RTP on an even port");
+            assert_eq!(rtcp.local_addr().unwrap().port(), rtp_port + 1);
+            held.push((rtp, rtcp));
+        }
     }
 }

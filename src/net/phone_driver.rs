@@ -3,7 +3,7 @@
 //! waits on the engine.
 
 use super::audio_device;
-use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle};
+use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle, bind_rtp_pair};
 use super::sip_socket::{Inbound, SipSockets};
 use super::sound_card::SoundEvent;
 use super::tls::TlsClient;
@@ -15,7 +15,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 /// Everything needed to run one phone.
@@ -125,12 +124,13 @@ async fn run(
                     }
                     let _ = events.send(ev).await;
                 }
-                Output::AllocateMedia { call } => match UdpSocket::bind(SocketAddr::new(media_ip, 0)).await {
-                    Ok(sock) => {
+                Output::AllocateMedia { call } => match bind_rtp_pair(media_ip).await {
+                    Ok((sock, rtcp)) => {
                         // The account's Opus/SRTP choices, before the call's first SDP.
                         engine.set_call_media_prefs(call, media.prefs());
                         let addr = sock.local_addr().unwrap_or_else(|_| SocketAddr::new(media_ip, 0));
-                        media.send(MediaCommand::Bind { call, socket: Arc::new(sock) });
+                        let rtcp_socket = rtcp.map(Arc::new);
+                        media.send(MediaCommand::Bind { call, socket: Arc::new(sock), rtcp_socket });
                         engine.media_allocated(Instant::now(), call, addr);
                     }
                     Err(e) => engine.media_failed(Instant::now(), call, &format!("cannot bind RTP: {e}")),
@@ -183,6 +183,7 @@ async fn run(
                 MediaEvent::Sound(s) => {
                     let _ = events.send(sound_event(s)).await;
                 }
+                MediaEvent::Stats { call, stats } => engine.media_stats(call, stats),
             },
             _ = async {
                 match deadline {

@@ -12,6 +12,7 @@
 //! listen = ["udp:127.0.0.1:5099", "tcp:127.0.0.1:5099"]
 //! domain = "127.0.0.1"
 //! trusted_proxies = ["127.0.0.1:5080"]
+//! digest_algorithms = ["SHA-256", "MD5"]
 //! [users]
 //! alice = "alicepw"
 //! [[orbits]]
@@ -31,6 +32,7 @@
 //! ```
 
 use super::orbits::OrbitRange;
+use crate::sip::digest::Algorithm;
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -49,8 +51,11 @@ pub const DEFAULT_RINGBACK_ATTEMPTS: u32 = 3;
 /// `park.ringback_ring_s`: allowed values and default.
 pub const RINGBACK_RING_S: RangeInclusive<i64> = 5..=120;
 pub const DEFAULT_RINGBACK_RING_S: u64 = 20;
-/// `limits.retrieve_attempts_per_minute`: allowed values and default.
-pub const RETRIEVE_ATTEMPTS_PER_MINUTE: RangeInclusive<i64> = 1..=10_000;
+/// `service.digest_algorithms` when not given: SHA-256 preferred, MD5 for older phones.
+pub const DEFAULT_DIGEST_ALGORITHMS: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
+/// `limits.retrieve_attempts_per_minute`: allowed values and default (a proxy that sends
+/// every user's retrieves from one address needs a high value).
+pub const RETRIEVE_ATTEMPTS_PER_MINUTE: RangeInclusive<i64> = 1..=1_000_000;
 pub const DEFAULT_RETRIEVE_ATTEMPTS_PER_MINUTE: u32 = 30;
 
 /// A configuration error. Its `Display` is `<file> line N: <message>` when the line is known,
@@ -119,6 +124,9 @@ pub struct ServiceConfig {
     /// Requests from these source addresses are authenticated by the proxy (identity from
     /// P-Asserted-Identity, else From).
     pub trusted_proxies: Vec<SocketAddr>,
+    /// The digest algorithms offered in challenges, most preferred first (default SHA-256,
+    /// then MD5). Clients that only read the first challenge (e.g. sipp 3.6) need `["MD5"]`.
+    pub digest_algorithms: Vec<Algorithm>,
 }
 
 /// `[park]`, with defaults applied.
@@ -253,6 +261,7 @@ struct RawService {
     listen: Spanned<Vec<Spanned<String>>>,
     domain: Spanned<String>,
     trusted_proxies: Option<Vec<Spanned<String>>>,
+    digest_algorithms: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
 #[derive(Deserialize)]
@@ -679,6 +688,37 @@ impl ParkConfig {
                 trusted_proxies.push(addr);
             }
         }
+        let mut digest_algorithms = Vec::new();
+        if let Some(list) = &service.digest_algorithms {
+            for entry in list.get_ref() {
+                let alg = match entry.get_ref().to_ascii_uppercase().as_str() {
+                    "SHA-256" => Algorithm::Sha256,
+                    "MD5" => Algorithm::Md5,
+                    _ => {
+                        return Err(src.err(
+                            Some(entry.span()),
+                            "service.digest_algorithms",
+                            format!(
+                                "service.digest_algorithms: {:?} is not supported (use \"SHA-256\" and/or \"MD5\")",
+                                entry.get_ref()
+                            ),
+                        ));
+                    }
+                };
+                if !digest_algorithms.contains(&alg) {
+                    digest_algorithms.push(alg);
+                }
+            }
+            if digest_algorithms.is_empty() {
+                return Err(src.err(
+                    Some(list.span()),
+                    "service.digest_algorithms",
+                    "service.digest_algorithms is empty: give \"SHA-256\" and/or \"MD5\"".to_string(),
+                ));
+            }
+        } else {
+            digest_algorithms = DEFAULT_DIGEST_ALGORITHMS.to_vec();
+        }
 
         // [users]
         let mut users = BTreeMap::new();
@@ -845,7 +885,7 @@ impl ParkConfig {
         }
 
         Ok(ParkConfig {
-            service: ServiceConfig { listen, domain, trusted_proxies },
+            service: ServiceConfig { listen, domain, trusted_proxies, digest_algorithms },
             users,
             orbits,
             park,
@@ -869,6 +909,7 @@ impl ParkConfig {
                 ],
                 domain: domain.to_string(),
                 trusted_proxies: Vec::new(),
+                digest_algorithms: DEFAULT_DIGEST_ALGORITHMS.to_vec(),
             },
             users: BTreeMap::new(),
             orbits,
@@ -1274,6 +1315,21 @@ last = "7099"
         fails(&good_with("alice", "\"al ice\" = \"pw\""), 6, &["users", "al ice"]);
         fails(&good_with("alice", "alice = \"\""), 6, &["users.alice has an empty password"]);
         fails(&good_with("allow", "allow = [\"bob\", \"\"]"), 18, &["policy.allow"]);
+    }
+
+    #[test]
+    fn digest_algorithms_ordered_and_checked() {
+        assert_eq!(ok(GOOD).service.digest_algorithms, vec![Algorithm::Sha256, Algorithm::Md5]);
+        let md5_only = good_with("trusted_proxies", "trusted_proxies = []\ndigest_algorithms = [\"md5\"]");
+        assert_eq!(ok(&md5_only).service.digest_algorithms, vec![Algorithm::Md5]);
+        let swapped = good_with("trusted_proxies", "digest_algorithms = [\"MD5\", \"SHA-256\", \"MD5\"]");
+        assert_eq!(ok(&swapped).service.digest_algorithms, vec![Algorithm::Md5, Algorithm::Sha256]);
+        fails(
+            &good_with("trusted_proxies", "digest_algorithms = [\"SHA-1\"]"),
+            4,
+            &["service.digest_algorithms", "\"SHA-1\" is not supported"],
+        );
+        fails(&good_with("trusted_proxies", "digest_algorithms = []"), 4, &["service.digest_algorithms is empty"]);
     }
 
     #[test]

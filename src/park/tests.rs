@@ -300,6 +300,14 @@ fn shutdown_hangs_up_parked_calls_and_tells_parkers() {
     net.parks[0].1.shutdown(now);
     net.advance(Duration::from_secs(5));
     assert!(
+        // (The transaction count depends on what is still lingering; not checked here.)
+        net.park_logs
+            .iter()
+            .any(|l| l.starts_with("stopping: 1 orbits in use, 1 parks in progress, 0 busy-lamp watchers,")),
+        "{:?}",
+        net.park_logs
+    );
+    assert!(
         net.has(ALICE, |e| matches!(e, Event::ParkEnded { reason, .. } if reason == "service stopped")),
         "{:?}",
         net.events[ALICE]

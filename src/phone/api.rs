@@ -93,7 +93,45 @@ pub struct CallStatus {
     pub codec: Option<String>,
     /// Whether we or they hold the call.
     pub held: bool,
+    /// Media figures, once the media task has reported them (about every 2 s).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<CallStats>,
 }
+
+/// Media figures of one call (RTP counters, RFC 3550 receiver statistics, RTCP round
+/// trip, jitter buffer). Floats are rounded to 0.1 (ms or %).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallStats {
+    /// Codec name as in SDP (`PCMU`, `opus`, ...).
+    pub codec: String,
+    /// RTP packets we sent.
+    pub packets_sent: u64,
+    /// RTP packets we received (from the peer's current SSRC).
+    pub packets_received: u64,
+    /// Packets lost on the way to us (expected - received, RFC 3550 A.3).
+    pub packets_lost: i64,
+    /// `packets_lost` as a percentage of the packets expected.
+    pub loss_percent: f64,
+    /// Interarrival jitter of what we receive (RFC 3550 A.8), ms.
+    pub jitter_ms: f64,
+    /// The jitter buffer's current depth, ms.
+    pub jitter_buffer_ms: u32,
+    /// Round-trip time from RTCP (LSR/DLSR), ms; `null` until the peer has reported on
+    /// one of our sender reports.
+    pub rtt_ms: Option<f64>,
+    /// Loss the peer reports for our stream (its last RTCP report block), %.
+    pub remote_loss_percent: Option<f64>,
+    /// Jitter the peer reports for our stream, ms.
+    pub remote_jitter_ms: Option<f64>,
+    /// RTCP packets received from the peer.
+    pub rtcp_received: u64,
+    /// The media is SRTP-protected.
+    pub srtp: bool,
+}
+
+// The floats are finite by construction (counters and rounded ratios, never NaN), so
+// equality is reflexive and `Event` can keep deriving `Eq`.
+impl Eq for CallStats {}
 
 /// What the engine reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -137,6 +175,8 @@ pub enum Event {
     TransferProgress { call: CallNo, status: u16, reason: String },
     /// The far end asked us to call someone else (we were transferred).
     TransferRequested { call: CallNo, target: String, new_call: CallNo },
+    /// Media figures for a call, about every 2 s while its media runs (also in `status`).
+    CallStats { call: CallNo, stats: CallStats },
     /// A digit arrived (RFC 4733).
     DtmfReceived { call: CallNo, digit: String },
     /// The call is over.

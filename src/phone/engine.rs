@@ -262,6 +262,7 @@ impl Engine {
                         party: c.party.clone(),
                         codec: c.media.negotiated_codec(),
                         held: c.local_hold || c.remote_hold,
+                        stats: c.media.stats.clone(),
                     })
                     .collect();
                 let registered = matches!(self.reg, RegState::Registered { .. });

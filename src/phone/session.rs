@@ -7,7 +7,7 @@
 //! socket, i.e. before the first offer or answer is made. It lives here rather than in
 //! the engine proper so the engine's call flows stay untouched.
 
-use super::api::CallNo;
+use super::api::{CallNo, CallStats, Event};
 use super::engine::Engine;
 use crate::media::negotiate::{self, Direction, LocalCaps, Negotiated};
 use crate::media::sdp::SessionDescription;
@@ -29,6 +29,15 @@ impl Engine {
     pub fn set_call_media_prefs(&mut self, call: CallNo, prefs: MediaPrefs) {
         if let Some(c) = self.calls.get_mut(&call) {
             c.media.set_prefs(prefs);
+        }
+    }
+
+    /// The media task's latest figures for `call`: kept for `status` and reported as a
+    /// [`Event::CallStats`].
+    pub fn media_stats(&mut self, call: CallNo, stats: CallStats) {
+        if let Some(c) = self.calls.get_mut(&call) {
+            c.media.stats = Some(stats.clone());
+            self.emit(Event::CallStats { call, stats });
         }
     }
 }
@@ -58,6 +67,8 @@ pub struct CallMedia {
     our_offer: Option<SessionDescription>,
     last_answer: Vec<u8>,
     negotiated: Option<Negotiated>,
+    /// The media task's latest figures.
+    pub stats: Option<CallStats>,
 }
 
 impl CallMedia {

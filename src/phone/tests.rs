@@ -314,3 +314,39 @@ fn mute_and_unmute_are_reported() {
     net.cmd(0, "mute 9");
     assert!(net.has(0, |e| matches!(e, Event::Error { message, .. } if message == "no call 9")));
 }
+
+#[test]
+fn media_stats_are_reported_and_shown_in_status() {
+    let mut net = call_up();
+    let stats = super::api::CallStats {
+        codec: "PCMU".into(),
+        packets_sent: 250,
+        packets_received: 248,
+        packets_lost: 2,
+        loss_percent: 0.8,
+        jitter_ms: 1.5,
+        jitter_buffer_ms: 40,
+        rtt_ms: None,
+        remote_loss_percent: None,
+        remote_jitter_ms: None,
+        rtcp_received: 0,
+        srtp: false,
+    };
+    net.phones[0].1.media_stats(1, stats.clone());
+    // A call that does not exist (any more) is ignored.
+    net.phones[0].1.media_stats(99, stats.clone());
+    net.cmd(0, "status");
+    let pushed: Vec<&Event> = net.events[0].iter().filter(|e| matches!(e, Event::CallStats { .. })).collect();
+    assert_eq!(pushed, vec![&Event::CallStats { call: 1, stats: stats.clone() }]);
+    let json = serde_json::to_string(pushed[0]).unwrap();
+    assert!(json.starts_with(r#"{"event":"call_stats","call":1,"stats":{"codec":"PCMU","packets_sent":250"#), "{json}");
+    assert!(json.contains(r#""rtt_ms":null"#), "an unknown round trip is null: {json}");
+    let Some(Event::Status { calls, .. }) = net.events[0].iter().find(|e| matches!(e, Event::Status { .. })) else {
+        panic!("no status: {:?}", net.events[0])
+    };
+    assert_eq!(calls[0].stats.as_ref(), Some(&stats));
+    // Before any figures, status has no stats field at all (the old output, unchanged).
+    net.cmd(1, "status");
+    let json = serde_json::to_string(net.events[1].last().unwrap()).unwrap();
+    assert!(json.contains(r#""event":"status""#) && !json.contains("stats"), "{json}");
+}

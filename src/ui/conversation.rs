@@ -69,6 +69,9 @@ fn body(ui: &mut egui::Ui, call: &Call, model: &Model, view: &mut ViewState, clo
     }
     if let Some(codec) = call.codec.as_ref().filter(|_| call.phase == Phase::Established) {
         ui.label(RichText::new(format!("Audio: {codec}")).weak().small());
+        if let Some(st) = call.stats.as_ref() {
+            ui.label(RichText::new(stats_line(st)).weak().small());
+        }
     }
     if !call.dtmf_in.is_empty() {
         ui.label(RichText::new(format!("They pressed: {}", call.dtmf_in)).weak());
@@ -243,5 +246,40 @@ fn park_section(
     }
     if let Some(e) = &view.copy_error {
         ui.label(RichText::new(e).color(BAD));
+    }
+}
+
+/// One line of media figures: loss, jitter, buffer depth and round trip.
+fn stats_line(st: &crate::phone::CallStats) -> String {
+    let rtt = st.rtt_ms.map(|r| format!("{r:.0} ms")).unwrap_or_else(|| "–".to_string());
+    format!(
+        "Loss {:.1} % · jitter {:.1} ms · buffer {} ms · round trip {rtt}",
+        st.loss_percent, st.jitter_ms, st.jitter_buffer_ms
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_line_reads_well_before_and_after_the_round_trip_is_known() {
+        let mut st = crate::phone::CallStats {
+            codec: "PCMU".into(),
+            packets_sent: 10,
+            packets_received: 10,
+            packets_lost: 0,
+            loss_percent: 0.0,
+            jitter_ms: 1.26,
+            jitter_buffer_ms: 40,
+            rtt_ms: None,
+            remote_loss_percent: None,
+            remote_jitter_ms: None,
+            rtcp_received: 0,
+            srtp: false,
+        };
+        assert_eq!(stats_line(&st), "Loss 0.0 % · jitter 1.3 ms · buffer 40 ms · round trip –");
+        st.rtt_ms = Some(23.4);
+        assert!(stats_line(&st).ends_with("round trip 23 ms"), "{}", stats_line(&st));
     }
 }

@@ -2,7 +2,7 @@
 //! Pure (no egui, no I/O, time is an argument) so every notice the user reads is unit-tested.
 
 use super::text;
-use crate::phone::api::{CallNo, Event, Recall};
+use crate::phone::api::{CallNo, CallStats, Event, Recall};
 use std::collections::BTreeMap;
 
 /// "Now" for pure code: Unix time and the local UTC offset (for `10:42`-style times).
@@ -171,6 +171,8 @@ pub struct Call {
     pub error: Option<String>,
     /// Digits received from them (RFC 4733).
     pub dtmf_in: String,
+    /// Latest media figures (codec, loss, jitter, round trip).
+    pub stats: Option<CallStats>,
 }
 
 impl Call {
@@ -194,6 +196,7 @@ impl Call {
             transfer: None,
             error: None,
             dtmf_in: String::new(),
+            stats: None,
         }
     }
 
@@ -390,6 +393,11 @@ impl Model {
             Event::TransferRequested { call, target, .. } => {
                 if let Some(c) = self.calls.get_mut(&call) {
                     c.transfer = Some(format!("Being transferred to {}", text::friendly(&target)));
+                }
+            }
+            Event::CallStats { call, stats } => {
+                if let Some(c) = self.calls.get_mut(&call) {
+                    c.stats = Some(stats);
                 }
             }
             Event::DtmfReceived { call, digit } => {
@@ -858,5 +866,29 @@ mod tests {
     fn clock_formats_local_time() {
         assert_eq!(Clock { unix: 0.0, utc_offset_s: -3600 }.hhmm(0.0), "23:00");
         assert_eq!(at(0.0).hhmm(T0), "22:13");
+    }
+
+    #[test]
+    fn call_stats_are_kept_per_call() {
+        let mut m = talking();
+        let stats = CallStats {
+            codec: "opus".into(),
+            packets_sent: 100,
+            packets_received: 99,
+            packets_lost: 1,
+            loss_percent: 1.0,
+            jitter_ms: 2.5,
+            jitter_buffer_ms: 40,
+            rtt_ms: Some(12.0),
+            remote_loss_percent: None,
+            remote_jitter_ms: None,
+            rtcp_received: 2,
+            srtp: true,
+        };
+        m.apply(Event::CallStats { call: 1, stats: stats.clone() }, &at(5.0));
+        // Figures for a call we do not know are ignored.
+        m.apply(Event::CallStats { call: 9, stats: stats.clone() }, &at(5.0));
+        assert_eq!(m.calls.get(&1).and_then(|c| c.stats.as_ref()), Some(&stats));
+        assert_eq!(m.calls.len(), 1);
     }
 }

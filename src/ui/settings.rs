@@ -98,11 +98,10 @@ impl AudioSettings {
     pub fn audio_io(&self) -> crate::net::media_task::AudioIo {
         use crate::phone::AudioRole;
         crate::net::media_task::AudioIo {
-            sound_card: true,
             input_device: self.get(AudioRole::Input),
             output_device: self.get(AudioRole::Output),
             ring_device: self.get(AudioRole::Ring),
-            ..Default::default()
+            ..crate::net::media_task::AudioIo::desktop()
         }
     }
 }
@@ -283,7 +282,7 @@ mod tests {
         assert_eq!(Settings::load(&dir).unwrap(), s);
         assert!(text.contains("[audio]") && text.contains("hw:CARD=USB,DEV=0"), "{text}");
         let io = Settings::load(&dir).unwrap().audio.audio_io();
-        assert!(io.sound_card);
+        assert!(io.sound_card && io.opus);
         assert_eq!((io.input_device, io.output_device), (None, Some("hw:CARD=USB,DEV=0".to_string())));
         std::fs::write(dir.join("settings.toml"), "accounts = 3\n").unwrap();
         assert!(Settings::load(&dir).unwrap_err().contains("settings.toml"));

@@ -59,6 +59,11 @@ impl ParkProc {
         ParkProc { child, config, log, port }
     }
 
+    /// The service's process id (to pin it to a core, read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The service log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

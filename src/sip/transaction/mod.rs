@@ -16,7 +16,7 @@ use super::message::{
     MessageExt, Method, Request, Response, SipMessage, code, request_bytes, response_bytes, uri_param,
 };
 use super::transport::Peer;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 /// RTT estimate (RFC 3261 Table 4).
@@ -86,12 +86,22 @@ struct Tx {
     machine: Machine,
     /// Call-ID and CSeq number, to match the ACK of a 2xx (which has a new branch).
     dialog_match: Option<(String, u32)>,
+    /// The machine's next timer as last indexed in `deadlines`.
+    deadline: Option<Instant>,
 }
 
 /// All transactions of one endpoint.
+///
+/// Completed transactions linger for up to 32 s absorbing retransmissions, so a busy
+/// service holds tens of thousands: timers and 2xx-ACK matching are indexed (O(log n) per
+/// message), never found by scanning.
 #[derive(Default)]
 pub struct TransactionLayer {
     txs: HashMap<TxKey, Tx>,
+    /// Every transaction's next timer, earliest first.
+    deadlines: BTreeSet<(Instant, TxKey)>,
+    /// Server INVITE transactions that sent a 2xx, by (Call-ID, CSeq), for the ACK.
+    accepted: HashMap<(String, u32), TxKey>,
     out: VecDeque<Output>,
 }
 
@@ -129,7 +139,7 @@ impl TransactionLayer {
         } else {
             Machine::ClientNonInvite(client_non_invite::ClientNonInvite::new(now, bytes, reliable))
         };
-        self.txs.insert(key.clone(), Tx { peer: to, machine, dialog_match: None });
+        self.insert_tx(key.clone(), to, machine);
         key
     }
 
@@ -172,13 +182,11 @@ impl TransactionLayer {
             Method::Ack => {
                 // ACK for a 2xx: new branch, matched to the accepted INVITE by Call-ID and CSeq.
                 let id = (req.call_id(), req.cseq().0);
-                let accepted = self.txs.iter_mut().find(|(k, tx)| k.server && tx.dialog_match.as_ref() == Some(&id));
-                if let Some((k, tx)) = accepted {
-                    if let Machine::ServerInvite(m) = &mut tx.machine {
+                if let Some(k) = self.accepted.get(&id).cloned() {
+                    if let Some(Tx { machine: Machine::ServerInvite(m), .. }) = self.txs.get_mut(&k) {
                         m.on_2xx_ack();
                     }
-                    let k = k.clone();
-                    self.txs.remove(&k);
+                    self.remove_tx(&k);
                 }
                 self.out.push_back(Output::Event(TxEvent::Request { key, request: req, source }));
             }
@@ -194,15 +202,10 @@ impl TransactionLayer {
                         resp = super::message::response_to(&req, 200, m.to_tag().as_deref());
                     }
                 }
-                self.txs.insert(
+                self.insert_tx(
                     key.clone(),
-                    Tx {
-                        peer: source,
-                        machine: Machine::ServerNonInvite(server_non_invite::ServerNonInvite::new(
-                            source.transport.reliable(),
-                        )),
-                        dialog_match: None,
-                    },
+                    source,
+                    Machine::ServerNonInvite(server_non_invite::ServerNonInvite::new(source.transport.reliable())),
                 );
                 self.respond(now, &key, resp);
                 if cancelled {
@@ -211,15 +214,13 @@ impl TransactionLayer {
             }
             Method::Invite => {
                 let (m, actions) = server_invite::ServerInvite::new(now, &req, source.transport.reliable());
-                self.txs
-                    .insert(key.clone(), Tx { peer: source, machine: Machine::ServerInvite(m), dialog_match: None });
+                self.insert_tx(key.clone(), source, Machine::ServerInvite(m));
                 self.apply(key.clone(), actions);
                 self.out.push_back(Output::Event(TxEvent::Request { key, request: req, source }));
             }
             _ => {
                 let m = server_non_invite::ServerNonInvite::new(source.transport.reliable());
-                self.txs
-                    .insert(key.clone(), Tx { peer: source, machine: Machine::ServerNonInvite(m), dialog_match: None });
+                self.insert_tx(key.clone(), source, Machine::ServerNonInvite(m));
                 self.out.push_back(Output::Event(TxEvent::Request { key, request: req, source }));
             }
         }
@@ -232,9 +233,14 @@ impl TransactionLayer {
             return false;
         };
         let is_2xx_invite = key.method == "INVITE" && (200..300).contains(&code(&resp));
-        if is_2xx_invite {
-            tx.dialog_match = Some((resp.call_id(), resp.cseq().0));
+        if is_2xx_invite && tx.dialog_match.is_none() {
+            let id = (resp.call_id(), resp.cseq().0);
+            tx.dialog_match = Some(id.clone());
+            self.accepted.insert(id, key.clone());
         }
+        let Some(tx) = self.txs.get_mut(key) else {
+            return false;
+        };
         let bytes = response_bytes(&resp);
         let actions = match &mut tx.machine {
             Machine::ServerInvite(m) => m.on_respond(now, code(&resp), bytes, resp.to_tag()),
@@ -253,12 +259,7 @@ impl TransactionLayer {
 
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<TxKey> = self
-            .txs
-            .iter()
-            .filter(|(_, tx)| timeout_of(&tx.machine).is_some_and(|t| t <= now))
-            .map(|(k, _)| k.clone())
-            .collect();
+        let due: Vec<TxKey> = self.deadlines.iter().take_while(|(at, _)| *at <= now).map(|(_, k)| k.clone()).collect();
         for key in due {
             let Some(tx) = self.txs.get_mut(&key) else { continue };
             let actions = match &mut tx.machine {
@@ -273,7 +274,7 @@ impl TransactionLayer {
 
     /// Earliest instant at which [`Self::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.txs.values().filter_map(|tx| timeout_of(&tx.machine)).min()
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// Next thing to do; call until `None` after every input.
@@ -293,7 +294,45 @@ impl TransactionLayer {
             self.out.push_back(Output::Event(ev));
         }
         if actions.terminated {
-            self.txs.remove(&key);
+            self.remove_tx(&key);
+        } else {
+            self.reindex(&key);
+        }
+    }
+
+    fn insert_tx(&mut self, key: TxKey, peer: Peer, machine: Machine) {
+        if self.txs.contains_key(&key) {
+            self.remove_tx(&key);
+        }
+        self.txs.insert(key.clone(), Tx { peer, machine, dialog_match: None, deadline: None });
+        self.reindex(&key);
+    }
+
+    /// Bring the timer index in line with the machine's next timer.
+    fn reindex(&mut self, key: &TxKey) {
+        let Some(tx) = self.txs.get_mut(key) else { return };
+        let next = timeout_of(&tx.machine);
+        if next == tx.deadline {
+            return;
+        }
+        if let Some(old) = tx.deadline {
+            self.deadlines.remove(&(old, key.clone()));
+        }
+        tx.deadline = next;
+        if let Some(at) = next {
+            self.deadlines.insert((at, key.clone()));
+        }
+    }
+
+    fn remove_tx(&mut self, key: &TxKey) {
+        let Some(tx) = self.txs.remove(key) else { return };
+        if let Some(old) = tx.deadline {
+            self.deadlines.remove(&(old, key.clone()));
+        }
+        if let Some(id) = tx.dialog_match
+            && self.accepted.get(&id) == Some(key)
+        {
+            self.accepted.remove(&id);
         }
     }
 }
