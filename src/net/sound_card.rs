@@ -150,10 +150,22 @@ impl SoundCard {
     }
 
     fn close(&mut self, dir: Dir) {
-        match dir {
-            Dir::Mic => self.capture = None,
-            Dir::Speaker => self.playback = None,
-            Dir::Ring => self.ring_playback = None,
+        let capture = if dir == Dir::Mic { self.capture.take() } else { None };
+        let playback = match dir {
+            Dir::Mic => None,
+            Dir::Speaker => self.playback.take(),
+            Dir::Ring => self.ring_playback.take(),
+        };
+        if capture.is_none() && playback.is_none() {
+            return;
+        }
+        // Dropping a stream joins its backend thread: not on the runtime's threads.
+        let job = move || drop((capture, playback));
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => {
+                h.spawn_blocking(job);
+            }
+            Err(_) => job(),
         }
     }
 
