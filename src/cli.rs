@@ -54,6 +54,18 @@ pub struct CliArgs {
     /// Write what we hear to this WAV file.
     #[arg(long)]
     pub audio_out: Option<PathBuf>,
+    /// Microphone by id or name (see the `devices` command; default: the system's).
+    #[arg(long)]
+    pub input_device: Option<String>,
+    /// Speaker by id or name (default: the system's).
+    #[arg(long)]
+    pub output_device: Option<String>,
+    /// Ringtone device by id or name (default: ring on the speaker).
+    #[arg(long)]
+    pub ring_device: Option<String>,
+    /// Do not open sound devices at all (calls send silence unless --audio-in is given).
+    #[arg(long)]
+    pub no_sound_card: bool,
     /// Extra CA certificate (PEM) for TLS.
     #[arg(long)]
     pub ca: Option<PathBuf>,
@@ -183,6 +195,10 @@ pub async fn run(args: CliArgs) -> anyhow::Result<()> {
         opus: args.opus,
         srtp: args.srtp,
         echo: false,
+        sound_card: !args.no_sound_card,
+        input_device: args.input_device.clone(),
+        output_device: args.output_device.clone(),
+        ring_device: args.ring_device.clone(),
     };
     let cfg = PhoneConfig { account, listen: args.listen, ca_file: args.ca.clone(), audio };
     let mut phone = phone_driver::start(cfg).await.map_err(anyhow::Error::msg)?;

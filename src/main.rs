@@ -45,6 +45,15 @@ struct WindowArgs {
     /// Local SIP address to bind.
     #[arg(long, default_value = "0.0.0.0:0")]
     listen: std::net::SocketAddr,
+    /// Microphone by id or name (`orbitphone cli` → `devices` lists them); overrides the saved choice.
+    #[arg(long)]
+    input_device: Option<String>,
+    /// Speaker by id or name; overrides the saved choice.
+    #[arg(long)]
+    output_device: Option<String>,
+    /// Ringtone device by id or name (default: ring on the speaker).
+    #[arg(long)]
+    ring_device: Option<String>,
     /// Colour scheme: system, light or dark.
     #[arg(long)]
     theme: Option<String>,
@@ -194,7 +203,12 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 account,
                 listen: args.listen,
                 ca_file: None,
-                audio: orbitphone::net::media_task::AudioIo::desktop(),
+                audio: orbitphone::net::media_task::AudioIo {
+                    input_device: args.input_device.clone(),
+                    output_device: args.output_device.clone(),
+                    ring_device: args.ring_device.clone(),
+                    ..orbitphone::net::media_task::AudioIo::desktop()
+                },
             }))
         }
         None => {

@@ -30,6 +30,7 @@
 //! stream stops. RTCP is accepted on either port. Every 2 s each call's figures go to the
 //! driver as [`MediaEvent::Stats`].
 
+use super::sound_card::{SoundCard, SoundEvent};
 use crate::media::codec::{self, Decoder, Encoder};
 use crate::media::jitter::{Frame, JitterBuffer};
 use crate::media::negotiate::Codec;
@@ -62,12 +63,21 @@ pub struct AudioIo {
     pub srtp: SrtpMode,
     /// Send back what we hear (the demo echo line): the microphone is the last mixed frame.
     pub echo: bool,
+    /// Use the sound card for whichever direction has no file (off: silence, as for
+    /// the service's demo lines).
+    pub sound_card: bool,
+    /// Capture device by id or name (`None`: the default).
+    pub input_device: Option<String>,
+    /// Playback device by id or name (`None`: the default).
+    pub output_device: Option<String>,
+    /// Ringtone device by id or name (`None`: ring on the speaker).
+    pub ring_device: Option<String>,
 }
 
 impl AudioIo {
     /// The desktop app's media: sound devices, Opus offered first (wideband), G.711 too.
     pub fn desktop() -> Self {
-        AudioIo { opus: true, ..Default::default() }
+        AudioIo { opus: true, sound_card: true, ..Default::default() }
     }
 
     /// The per-call media preferences these settings imply.
@@ -113,6 +123,27 @@ pub enum MediaCommand {
         /// Muted or not.
         muted: bool,
     },
+    /// Use these sound devices (`None`: the default; for `ring`, the speaker).
+    ChooseDevices {
+        /// Capture device.
+        input: Option<String>,
+        /// Playback device.
+        output: Option<String>,
+        /// Ringtone device.
+        ring: Option<String>,
+    },
+    /// Play the ringtone (a call is ringing in) or stop it.
+    Ring {
+        /// On or off.
+        on: bool,
+    },
+    /// Report the microphone level ([`MediaEvent::Sound`]) or stop reporting it.
+    Meter {
+        /// On or off.
+        on: bool,
+    },
+    /// Play a one-second 440 Hz tone on the speaker.
+    TestTone,
     /// Stop everything and finish the output file.
     Shutdown,
 }
@@ -127,6 +158,8 @@ pub enum MediaEvent {
         /// The digit.
         digit: char,
     },
+    /// The sound card end's news: device changes, notices, the input level.
+    Sound(SoundEvent),
     /// A call's current media figures (every [`STATS_EVERY_MS`]).
     Stats {
         /// The call.
@@ -548,9 +581,11 @@ impl MediaHandle {
     /// Start the media task.
     pub fn spawn(io: AudioIo, events: mpsc::Sender<MediaEvent>) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
+        // With the sound card on, the driver probes the devices and reports.
         let unavailable = match (&io.input, &io.output) {
             (Some(_), Some(_)) => None,
-            _ => Some("no audio device: this build has no sound card support yet, so calls send silence (use --audio-in/--audio-out WAV files)".to_string()),
+            _ if io.sound_card => None,
+            _ => Some("no audio device: calls send silence (use --audio-in/--audio-out WAV files)".to_string()),
         };
         let prefs = io.prefs();
         tokio::spawn(run(io, rx, events));
@@ -599,6 +634,15 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
     let (pkt_tx, mut pkt_rx) = mpsc::channel::<(CallNo, SocketAddr, bool, Vec<u8>)>(1024);
     let mut calls: HashMap<CallNo, CallStream> = HashMap::new();
     let mut last_mix = vec![0i16; BUS_SAMPLES];
+    // The sound card serves whichever direction has no file.
+    let mut card = io.sound_card.then(|| {
+        SoundCard::new(
+            BUS_RATE,
+            io.input.is_none().then(|| io.input_device.clone()),
+            io.output.is_none().then(|| io.output_device.clone()),
+            io.ring_device.clone(),
+        )
+    });
     let start = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(FRAME_MS));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -607,22 +651,29 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
             cmd = rx.recv() => match cmd { Some(c) => Internal::Cmd(c), None => break },
             Some((call, from, rtcp_port, data)) = pkt_rx.recv() => Internal::Packet { call, from, rtcp_port, data },
             // No calls, no clock: an idle phone must not wake up 50 times a second.
-            at = tick.tick(), if !calls.is_empty() => Internal::Tick(at),
+            at = tick.tick(), if !calls.is_empty() || card.as_ref().is_some_and(|c| c.wants_ticks()) => Internal::Tick(at),
         };
         let now_ms = start.elapsed().as_millis() as u64;
         match input {
             Internal::Tick(at) => {
-                if !mic_started && source.is_some() && !io.echo {
+                if !mic_started && source.is_some() && !io.echo && !calls.is_empty() {
                     // The first input frame is audio-in sample 0 (the file is read from
                     // its start at the first tick of the first call).
                     mic_started = true;
                     tracing::info!("audio-in: sample 0 read at unix_us={}", unix_us_at(at.into_std()));
                 }
-                let mic = match source.as_mut() {
+                let mut mic = match source.as_mut() {
                     _ if io.echo => last_mix.clone(),
-                    Some(s) => s.next_frame(BUS_SAMPLES),
-                    None => vec![0i16; BUS_SAMPLES],
+                    // Ticks for the meter, tone or ringtone alone do not use up the file.
+                    Some(s) if !calls.is_empty() => s.next_frame(BUS_SAMPLES),
+                    _ => vec![0i16; BUS_SAMPLES],
                 };
+                if let Some(c) = card.as_mut() {
+                    c.tick(now_ms, !calls.is_empty());
+                    if io.input.is_none() && !io.echo {
+                        c.read_mic(&mut mic);
+                    }
+                }
                 let mut mix = vec![0i32; BUS_SAMPLES];
                 let mut any_playing = false;
                 let silence = [0i16; BUS_SAMPLES];
@@ -666,6 +717,18 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                 }
                 if let Some(s) = sink.as_mut() {
                     let _ = s.write(&frame);
+                }
+                if let Some(c) = card.as_mut() {
+                    if io.output.is_none() {
+                        c.write_speaker(&frame);
+                    }
+                    if calls.is_empty() && !c.wants_ticks() {
+                        // The tone or meter just ended: nothing needs the devices now.
+                        c.tick(now_ms, false);
+                    }
+                    for ev in c.drain_events() {
+                        let _ = events.try_send(MediaEvent::Sound(ev));
+                    }
                 }
             }
             Internal::Cmd(MediaCommand::Bind { call, socket, rtcp_socket }) => {
@@ -711,6 +774,13 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
                 if let Some(s) = calls.remove(&call) {
                     s.close(now_ms);
                 }
+                if let Some(c) = card.as_mut()
+                    && calls.is_empty()
+                    && !c.wants_ticks()
+                {
+                    // The last call ended: close the devices (an idle phone holds none).
+                    c.tick(now_ms, false);
+                }
             }
             Internal::Cmd(MediaCommand::Dtmf { call, digits }) => {
                 if let Some(s) = calls.get_mut(&call) {
@@ -725,6 +795,48 @@ async fn run(io: AudioIo, mut rx: mpsc::UnboundedReceiver<MediaCommand>, events:
             Internal::Cmd(MediaCommand::Mute { call, muted }) => {
                 if let Some(s) = calls.get_mut(&call) {
                     s.muted = muted;
+                }
+            }
+            Internal::Cmd(MediaCommand::ChooseDevices { input, output, ring }) => {
+                if let Some(c) = card.as_mut() {
+                    c.choose(
+                        io.input.is_none().then_some(input).flatten(),
+                        io.output.is_none().then_some(output).flatten(),
+                        ring,
+                    );
+                }
+            }
+            Internal::Cmd(MediaCommand::Ring { on }) => {
+                if let Some(c) = card.as_mut() {
+                    let was = c.wants_ticks();
+                    c.set_ringing(on);
+                    if !was && calls.is_empty() {
+                        tick.reset();
+                    }
+                    if calls.is_empty() && !c.wants_ticks() {
+                        c.tick(now_ms, false);
+                    }
+                }
+            }
+            Internal::Cmd(MediaCommand::Meter { on }) => {
+                if let Some(c) = card.as_mut() {
+                    let was = c.wants_ticks();
+                    c.set_meter(on);
+                    if !was && calls.is_empty() {
+                        tick.reset();
+                    }
+                    if calls.is_empty() && !c.wants_ticks() {
+                        c.tick(now_ms, false);
+                    }
+                }
+            }
+            Internal::Cmd(MediaCommand::TestTone) => {
+                if let Some(c) = card.as_mut() {
+                    let was = c.wants_ticks();
+                    c.play_test_tone();
+                    if !was && calls.is_empty() {
+                        tick.reset();
+                    }
                 }
             }
             Internal::Cmd(MediaCommand::Shutdown) => break,

@@ -2,6 +2,7 @@
 //! sans-IO engine and park service, fulfils their requests (send bytes, bind RTP
 //! sockets, run media and music) and forwards commands and events to a face.
 
+pub mod audio_device;
 pub mod dns;
 pub mod media_task;
 pub mod music_task;
@@ -9,4 +10,5 @@ pub mod park_driver;
 pub mod phone_driver;
 pub mod serve;
 pub mod sip_socket;
+pub mod sound_card;
 pub mod tls;

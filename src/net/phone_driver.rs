@@ -2,11 +2,13 @@
 //! channels to a face. The face sends [`Command`]s and receives [`Event`]s; it never
 //! waits on the engine.
 
+use super::audio_device;
 use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle, bind_rtp_pair};
 use super::sip_socket::{Inbound, SipSockets};
+use super::sound_card::SoundEvent;
 use super::tls::TlsClient;
 use crate::phone::account::Account;
-use crate::phone::{Command, Engine, Event, Output};
+use crate::phone::{AudioDevice, AudioRole, Command, Engine, Event, Output};
 use crate::sip::transport::Transport;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -74,7 +76,19 @@ pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
     if let Some(message) = media.unavailable_message() {
         let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
     }
-    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip));
+    if cfg.audio.sound_card && (cfg.audio.input.is_none() || cfg.audio.output.is_none()) {
+        // Say at once when there is no sound card, not at the first call.
+        let list = tokio::task::spawn_blocking(audio_device::list).await.unwrap_or_default();
+        if let Some(message) = list.unavailable() {
+            let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
+        }
+    }
+    let devices = AudioChoice {
+        input: cfg.audio.input_device.clone(),
+        output: cfg.audio.output_device.clone(),
+        ring: cfg.audio.ring_device.clone(),
+    };
+    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip, devices));
     Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
 }
 
@@ -88,8 +102,10 @@ async fn run(
     media: MediaHandle,
     mut media_events: mpsc::Receiver<MediaEvent>,
     media_ip: IpAddr,
+    mut devices: AudioChoice,
 ) {
     engine.start(Instant::now());
+    let mut ringing = Ringing::default();
     let mut commands_open = true;
     loop {
         while let Some(out) = engine.poll_output() {
@@ -103,6 +119,9 @@ async fn run(
                     }
                 }
                 Output::Event(ev) => {
+                    if let Some(on) = ringing.apply(&ev) {
+                        media.send(MediaCommand::Ring { on });
+                    }
                     let _ = events.send(ev).await;
                 }
                 Output::AllocateMedia { call } => match bind_rtp_pair(media_ip).await {
@@ -130,7 +149,30 @@ async fn run(
         tokio::select! {
             Some(msg) = inbound.recv() => engine.handle_datagram(Instant::now(), &msg.data, msg.source),
             cmd = commands.recv(), if commands_open => match cmd {
-                Some(cmd) => engine.handle_command(Instant::now(), cmd),
+                Some(cmd) => match cmd {
+                    Command::ListAudioDevices => {
+                        let events = events.clone();
+                        tokio::spawn(async move {
+                            let list = tokio::task::spawn_blocking(audio_device::list).await.unwrap_or_default();
+                            let _ = events.send(devices_event(list)).await;
+                        });
+                    }
+                    Command::ChooseAudioDevice { role, device } => {
+                        match role {
+                            AudioRole::Input => devices.input = device,
+                            AudioRole::Output => devices.output = device,
+                            AudioRole::Ring => devices.ring = device,
+                        }
+                        media.send(MediaCommand::ChooseDevices {
+                            input: devices.input.clone(),
+                            output: devices.output.clone(),
+                            ring: devices.ring.clone(),
+                        });
+                    }
+                    Command::TestTone => media.send(MediaCommand::TestTone),
+                    Command::AudioMeter { on } => media.send(MediaCommand::Meter { on }),
+                    cmd => engine.handle_command(Instant::now(), cmd),
+                },
                 None => {
                     commands_open = false;
                     engine.handle_command(Instant::now(), Command::Quit);
@@ -138,6 +180,9 @@ async fn run(
             },
             Some(ev) = media_events.recv() => match ev {
                 MediaEvent::Dtmf { call, digit } => engine.dtmf_received(call, digit),
+                MediaEvent::Sound(s) => {
+                    let _ = events.send(sound_event(s)).await;
+                }
                 MediaEvent::Stats { call, stats } => engine.media_stats(call, stats),
             },
             _ = async {
@@ -147,5 +192,82 @@ async fn run(
                 }
             } => engine.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// The sound devices chosen so far (`None`: the default; for `ring`, the speaker).
+#[derive(Debug, Clone, Default)]
+struct AudioChoice {
+    input: Option<String>,
+    output: Option<String>,
+    ring: Option<String>,
+}
+
+/// Which calls are ringing in, from the engine's events: the ringtone plays while any is.
+#[derive(Debug, Default)]
+struct Ringing(std::collections::BTreeSet<crate::phone::CallNo>);
+
+impl Ringing {
+    /// Takes an event; returns `Some(on)` when the ringtone should start or stop.
+    fn apply(&mut self, ev: &Event) -> Option<bool> {
+        let before = !self.0.is_empty();
+        match ev {
+            Event::CallIncoming { call, replaces: None, .. } => {
+                self.0.insert(*call);
+            }
+            Event::CallEstablished { call, .. } | Event::CallEnded { call, .. } => {
+                self.0.remove(call);
+            }
+            Event::Stopped => self.0.clear(),
+            _ => {}
+        }
+        let after = !self.0.is_empty();
+        (before != after).then_some(after)
+    }
+}
+
+/// The face's view of the device list.
+fn devices_event(list: audio_device::DeviceList) -> Event {
+    let conv =
+        |v: Vec<audio_device::DeviceInfo>| v.into_iter().map(|d| AudioDevice { id: d.id, name: d.name }).collect();
+    Event::AudioDevices {
+        inputs: conv(list.inputs),
+        outputs: conv(list.outputs),
+        default_input: list.default_input,
+        default_output: list.default_output,
+    }
+}
+
+/// The face's view of the sound card end's news.
+fn sound_event(s: SoundEvent) -> Event {
+    match s {
+        SoundEvent::Notice(message) => Event::AudioNotice { message },
+        SoundEvent::Devices { input, output } => Event::AudioRoute { input, output },
+        SoundEvent::Level(l) => {
+            Event::AudioLevel { rms_dbfs: l.rms_dbfs.round() as i32, peak_dbfs: l.peak_dbfs.round() as i32 }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_while_any_incoming_call_is_unanswered() {
+        let mut r = Ringing::default();
+        let incoming =
+            |call| Event::CallIncoming { call, from: "sip:bob@x".into(), name: None, recall: None, replaces: None };
+        assert_eq!(r.apply(&incoming(1)), Some(true));
+        assert_eq!(r.apply(&incoming(2)), None, "already ringing");
+        assert_eq!(r.apply(&Event::CallEstablished { call: 1, party: "bob".into(), codec: None }), None);
+        assert_eq!(r.apply(&Event::CallRinging { call: 2 }), None);
+        assert_eq!(r.apply(&Event::CallEnded { call: 2, reason: "cancelled".into() }), Some(false));
+        // An attended-transfer replacement is answered at once: it never rings.
+        let replacing =
+            Event::CallIncoming { call: 3, from: "sip:c@x".into(), name: None, recall: None, replaces: Some(1) };
+        assert_eq!(r.apply(&replacing), None);
+        assert_eq!(r.apply(&incoming(4)), Some(true));
+        assert_eq!(r.apply(&Event::Stopped), Some(false));
     }
 }

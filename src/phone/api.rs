@@ -35,8 +35,37 @@ pub enum Command {
     Retrieve { target: String },
     /// Report registration and calls.
     Status,
+    /// List the sound devices (answered with [`Event::AudioDevices`]; the driver answers, not the engine).
+    ListAudioDevices,
+    /// Use this sound device for `role` (`None`: the system default).
+    ChooseAudioDevice { role: AudioRole, device: Option<String> },
+    /// Play a one-second 440 Hz tone on the speaker.
+    TestTone,
+    /// Report the microphone level ([`Event::AudioLevel`]) while `on`.
+    AudioMeter { on: bool },
     /// Un-register, end calls, stop.
     Quit,
+}
+
+/// What a sound device is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioRole {
+    /// The microphone.
+    Input,
+    /// The speaker or headset.
+    Output,
+    /// Where incoming calls ring.
+    Ring,
+}
+
+/// One sound device in an [`Event::AudioDevices`] list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AudioDevice {
+    /// What to choose it by (ALSA PCM name on Linux, such as `hw:CARD=PCH,DEV=0`).
+    pub id: String,
+    /// Its human-readable name.
+    pub name: String,
 }
 
 /// Identity of a returning parked call (ring-back).
@@ -185,6 +214,21 @@ pub enum Event {
     },
     /// Media devices: none usable, calls go on with silence.
     AudioUnavailable { message: String },
+    /// Answer to `devices`: the sound devices, and the defaults that really open.
+    AudioDevices {
+        inputs: Vec<AudioDevice>,
+        outputs: Vec<AudioDevice>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        default_input: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        default_output: Option<String>,
+    },
+    /// The sound devices in use changed (`null`: none, silence).
+    AudioRoute { input: Option<String>, output: Option<String> },
+    /// Something about sound the user should know (device unplugged, switched, back).
+    AudioNotice { message: String },
+    /// The microphone level while the meter is on, in whole dBFS (-96 is silence).
+    AudioLevel { rms_dbfs: i32, peak_dbfs: i32 },
     /// The engine has stopped (after `quit` or EOF).
     Stopped,
 }
@@ -220,10 +264,31 @@ impl Command {
             "watch-orbits" => Command::WatchOrbits,
             "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
             "status" => Command::Status,
+            "devices" => Command::ListAudioDevices,
+            "audio-device" => {
+                let role = match need(0, "role (input, output or ring)")?.as_str() {
+                    "input" | "mic" | "microphone" => AudioRole::Input,
+                    "output" | "speaker" => AudioRole::Output,
+                    "ring" => AudioRole::Ring,
+                    other => return Err(format!("audio-device: {other:?} is not input, output or ring")),
+                };
+                // Device names may contain spaces: everything after the role is the name.
+                let name = args[1..].join(" ");
+                if name.is_empty() {
+                    return Err("audio-device: missing device id or name (or \"default\")".into());
+                }
+                Command::ChooseAudioDevice { role, device: (name != "default").then_some(name) }
+            }
+            "test-tone" => Command::TestTone,
+            "meter" => match args.first().copied() {
+                Some("on") | None => Command::AudioMeter { on: true },
+                Some("off") => Command::AudioMeter { on: false },
+                Some(other) => return Err(format!("meter: {other:?} is not on or off")),
+            },
             "quit" | "exit" => Command::Quit,
             other => {
                 return Err(format!(
-                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)"
+                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, devices, audio-device, test-tone, meter, quit)"
                 ));
             }
         };
@@ -254,6 +319,35 @@ mod tests {
         assert!(Command::parse_line("frobnicate").unwrap_err().contains("unknown command"));
         assert!(Command::parse_line("dtmf 12x").is_err());
         assert!(Command::parse_line("dial").unwrap_err().contains("missing"));
+    }
+
+    #[test]
+    fn parses_audio_commands() {
+        assert_eq!(Command::parse_line("devices").unwrap(), Some(Command::ListAudioDevices));
+        assert_eq!(
+            Command::parse_line("audio-device output USB Headset Analog").unwrap(),
+            Some(Command::ChooseAudioDevice { role: AudioRole::Output, device: Some("USB Headset Analog".into()) })
+        );
+        assert_eq!(
+            Command::parse_line("audio-device mic default").unwrap(),
+            Some(Command::ChooseAudioDevice { role: AudioRole::Input, device: None })
+        );
+        assert!(Command::parse_line("audio-device ring").unwrap_err().contains("missing device"));
+        assert!(Command::parse_line("audio-device tv x").unwrap_err().contains("not input"));
+        assert_eq!(Command::parse_line("meter off").unwrap(), Some(Command::AudioMeter { on: false }));
+        assert_eq!(Command::parse_line("test-tone").unwrap(), Some(Command::TestTone));
+        let e = Event::AudioDevices {
+            inputs: vec![],
+            outputs: vec![AudioDevice { id: "null".into(), name: "Discard all samples".into() }],
+            default_input: None,
+            default_output: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"event":"audio_devices","inputs":[],"outputs":[{"id":"null","name":"Discard all samples"}]}"#
+        );
+        let e = Event::AudioLevel { rms_dbfs: -20, peak_dbfs: -6 };
+        assert_eq!(serde_json::to_string(&e).unwrap(), r#"{"event":"audio_level","rms_dbfs":-20,"peak_dbfs":-6}"#);
     }
 
     #[test]

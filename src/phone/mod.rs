@@ -13,5 +13,5 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
-pub use api::{CallNo, CallStats, Command, Event};
+pub use api::{AudioDevice, AudioRole, CallNo, CallStats, Command, Event};
 pub use engine::{Engine, Output};

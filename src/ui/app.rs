@@ -7,10 +7,9 @@ use super::account_form::AccountForm;
 use super::clipboard::Clipboard;
 use super::model::{Clock, Model, Registration};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
-use super::{conversation, incoming, main_window};
-use crate::net::media_task::AudioIo;
+use super::{audio_settings, conversation, incoming, main_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
-use crate::phone::api::{CallNo, Command, Event};
+use crate::phone::api::{AudioRole, CallNo, Command, Event};
 use crate::sip::transport::Transport;
 use eframe::egui;
 use std::collections::{HashMap, HashSet};
@@ -36,6 +35,12 @@ pub enum Action {
     SignIn { account: AccountSettings, password: String },
     /// Forget a notice.
     DismissNotice(usize),
+    /// Open the audio settings (lists devices, starts the input meter).
+    OpenAudioSettings,
+    /// Close them (stops the meter).
+    CloseAudioSettings,
+    /// Use and remember a sound device for `role` (`None`: the default).
+    ChooseAudio { role: AudioRole, device: Option<String> },
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -55,6 +60,8 @@ pub struct ViewState {
     pub copy_error: Option<String>,
     /// The dial field should take keyboard focus.
     pub focus_dial: bool,
+    /// The audio settings window is open.
+    pub audio_open: bool,
 }
 
 /// How the app gets its engine.
@@ -156,7 +163,17 @@ impl OrbitApp {
                 (Some(acc), None) => app.form = Some(AccountForm::new(acc, false)),
                 (None, _) => app.form = Some(AccountForm::new(AccountSettings::default(), true)),
             },
-            Start::Account(cfg) => {
+            Start::Account(mut cfg) => {
+                if cfg.audio.sound_card && cfg.audio.input_device.is_none() && cfg.audio.output_device.is_none() {
+                    // The devices chosen in the audio settings.
+                    let io = app.settings.audio.audio_io();
+                    cfg.audio = crate::net::media_task::AudioIo {
+                        input_device: io.input_device,
+                        output_device: io.output_device,
+                        ring_device: io.ring_device,
+                        ..cfg.audio
+                    };
+                }
                 app.model.account = cfg.account.aor.clone();
                 let registers = cfg.account.register;
                 app.start_engine(async move { phone_driver::start(*cfg).await });
@@ -208,9 +225,10 @@ impl OrbitApp {
         self.model.account = account.aor().unwrap_or_default();
         let listen = self.listen;
         let register = account.register;
+        let audio = self.settings.audio.audio_io();
         self.start_engine(async move {
             let acc = account.to_account(Some(password)).await?;
-            phone_driver::start(PhoneConfig { account: acc, listen, ca_file: None, audio: AudioIo::desktop() }).await
+            phone_driver::start(PhoneConfig { account: acc, listen, ca_file: None, audio }).await
         });
         if !register {
             self.model.registration = Registration::Direct;
@@ -339,6 +357,24 @@ impl OrbitApp {
                         self.model.notices.remove(i);
                     }
                 }
+                Action::OpenAudioSettings => {
+                    self.view.audio_open = true;
+                    self.send(Command::ListAudioDevices);
+                    self.send(Command::AudioMeter { on: true });
+                }
+                Action::CloseAudioSettings => {
+                    self.view.audio_open = false;
+                    self.send(Command::AudioMeter { on: false });
+                }
+                Action::ChooseAudio { role, device } => {
+                    self.settings.audio.set(role, device.clone());
+                    if let Some(dir) = &self.config_dir
+                        && let Err(e) = self.settings.save(dir)
+                    {
+                        self.model.notice(format!("Settings not saved: {e}"));
+                    }
+                    self.send(Command::ChooseAudioDevice { role, device });
+                }
             }
         }
     }
@@ -402,6 +438,9 @@ impl OrbitApp {
                 }
             }
             incoming::show(&ctx, &self.model, &mut actions);
+            if self.view.audio_open {
+                audio_settings::show(&ctx, &self.model.audio, &self.settings.audio, &mut actions);
+            }
         }
         self.run(actions, &clock);
         if self.model.history_dirty {

@@ -4,6 +4,7 @@
 
 pub mod account_form;
 pub mod app;
+pub mod audio_settings;
 pub mod clipboard;
 pub mod conversation;
 pub mod incoming;

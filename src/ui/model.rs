@@ -284,6 +284,8 @@ pub struct Model {
     pub history_dirty: bool,
     /// Occupied orbits seen through busy-lamp (`watch-orbits`), orbit → parked party.
     pub orbits: BTreeMap<String, Option<String>>,
+    /// Sound devices, the meter, and whether there is any sound card.
+    pub audio: super::audio_settings::AudioView,
 }
 
 impl Default for Model {
@@ -304,6 +306,7 @@ impl Model {
             stopped: false,
             history_dirty: false,
             orbits: BTreeMap::new(),
+            audio: Default::default(),
         }
     }
 
@@ -466,7 +469,12 @@ impl Model {
                 }
             }
             Event::AudioUnavailable { message } => {
+                self.audio.unavailable = true;
                 self.notice(text::error(&message));
+            }
+            Event::AudioNotice { message } => self.notice(message),
+            ev @ (Event::AudioDevices { .. } | Event::AudioRoute { .. } | Event::AudioLevel { .. }) => {
+                self.audio.apply(ev)
             }
             Event::Stopped => {
                 self.stopped = true;

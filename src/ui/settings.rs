@@ -59,6 +59,53 @@ pub enum ThemeChoice {
     Dark,
 }
 
+/// The chosen sound devices, by id or name; empty = the system default.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AudioSettings {
+    /// Microphone.
+    pub input: String,
+    /// Speaker or headset.
+    pub output: String,
+    /// Where calls ring.
+    pub ring: String,
+}
+
+impl AudioSettings {
+    /// The device for `role`, `None` for the default.
+    pub fn get(&self, role: crate::phone::AudioRole) -> Option<String> {
+        use crate::phone::AudioRole;
+        let v = match role {
+            AudioRole::Input => &self.input,
+            AudioRole::Output => &self.output,
+            AudioRole::Ring => &self.ring,
+        };
+        Some(v.clone()).filter(|v| !v.is_empty())
+    }
+
+    /// Remember `device` (`None`: the default) for `role`.
+    pub fn set(&mut self, role: crate::phone::AudioRole, device: Option<String>) {
+        use crate::phone::AudioRole;
+        let slot = match role {
+            AudioRole::Input => &mut self.input,
+            AudioRole::Output => &mut self.output,
+            AudioRole::Ring => &mut self.ring,
+        };
+        *slot = device.unwrap_or_default();
+    }
+
+    /// Media settings for an engine that uses the sound card with these devices.
+    pub fn audio_io(&self) -> crate::net::media_task::AudioIo {
+        use crate::phone::AudioRole;
+        crate::net::media_task::AudioIo {
+            input_device: self.get(AudioRole::Input),
+            output_device: self.get(AudioRole::Output),
+            ring_device: self.get(AudioRole::Ring),
+            ..crate::net::media_task::AudioIo::desktop()
+        }
+    }
+}
+
 /// Everything in `settings.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -71,11 +118,19 @@ pub struct Settings {
     pub theme: ThemeChoice,
     /// UI zoom (1.0 = the system's scale).
     pub ui_scale: f32,
+    /// Sound devices.
+    pub audio: AudioSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { accounts: Vec::new(), active: 0, theme: ThemeChoice::System, ui_scale: 1.0 }
+        Settings {
+            accounts: Vec::new(),
+            active: 0,
+            theme: ThemeChoice::System,
+            ui_scale: 1.0,
+            audio: AudioSettings::default(),
+        }
     }
 }
 
@@ -220,10 +275,15 @@ mod tests {
             proxy: "127.0.0.1:5080".into(),
             ..Default::default()
         });
+        s.audio.set(crate::phone::AudioRole::Output, Some("hw:CARD=USB,DEV=0".into()));
         s.save(&dir).unwrap();
         let text = std::fs::read_to_string(dir.join("settings.toml")).unwrap();
         assert!(!text.to_lowercase().contains("password"), "{text}");
         assert_eq!(Settings::load(&dir).unwrap(), s);
+        assert!(text.contains("[audio]") && text.contains("hw:CARD=USB,DEV=0"), "{text}");
+        let io = Settings::load(&dir).unwrap().audio.audio_io();
+        assert!(io.sound_card && io.opus);
+        assert_eq!((io.input_device, io.output_device), (None, Some("hw:CARD=USB,DEV=0".to_string())));
         std::fs::write(dir.join("settings.toml"), "accounts = 3\n").unwrap();
         assert!(Settings::load(&dir).unwrap_err().contains("settings.toml"));
         assert_eq!(Settings::load(&dir.join("none")).unwrap(), Settings::default());

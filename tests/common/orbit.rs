@@ -22,6 +22,11 @@ pub struct Orbit {
 impl Orbit {
     /// Start `orbitphone cli` with these arguments (plus `ORBIT_PASSWORD` when given).
     pub fn start(args: &[&str], password: Option<&str>) -> Orbit {
+        Orbit::start_with_env(args, password, &[])
+    }
+
+    /// Like [`Orbit::start`], with extra environment variables (e.g. `HOME` for an ALSA config).
+    pub fn start_with_env(args: &[&str], password: Option<&str>, env: &[(&str, &str)]) -> Orbit {
         let dir = std::env::temp_dir().join(format!("orbit-cli-{}-{}", std::process::id(), rand_suffix()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let log = dir.join("stderr.log");
@@ -29,6 +34,7 @@ impl Orbit {
         cmd.arg("cli").args(args).stdin(Stdio::piped()).stdout(Stdio::piped());
         cmd.stderr(std::fs::File::create(&log).expect("log file"));
         cmd.env("ORBIT_LOG", "info");
+        cmd.envs(env.iter().copied());
         if let Some(pw) = password {
             cmd.env("ORBIT_PASSWORD", pw).arg("--password-env").arg("ORBIT_PASSWORD");
         }
