@@ -38,6 +38,9 @@ test_pkgs=(
     tshark
     xvfb imagemagick
     desktop-file-utils
+    # A session bus and a Secret Service for the keyring round-trip test, a
+    # notification-free session for the "no daemon" path.
+    dbus gnome-keyring
 )
 
 pkgs=("${build_pkgs[@]}")

@@ -188,6 +188,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 transport: args.transport.clone(),
                 register: !args.no_register,
                 park_uri: args.park_uri.clone().unwrap_or_default(),
+                ..Default::default()
             };
             let account = rt.block_on(form.to_account(password)).map_err(anyhow::Error::msg)?;
             Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
@@ -225,6 +226,8 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         dial: args.uri.clone(),
         listen: args.listen,
         welcome,
+        secrets: std::sync::Arc::new(ui::secrets::KeyringStore),
+        notifier: std::sync::Arc::new(ui::notify::DesktopNotifier),
     };
     let native = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()

@@ -12,6 +12,9 @@ use orbitphone::phone::account::Account;
 use orbitphone::phone::{Command, Event};
 use orbitphone::sip::transport::Transport;
 use orbitphone::ui::clipboard::MemoryClipboard;
+use orbitphone::ui::notify::MemoryNotifier;
+use orbitphone::ui::secrets::MemoryStore;
+use std::sync::Arc;
 use orbitphone::ui::{AppOptions, OrbitApp, Start};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -45,6 +48,7 @@ fn account(user: &str, name: &str, park_port: u16, auto_answer: bool) -> Account
         auto_answer,
         park_uri: Some(format!("sip:park@127.0.0.1:{park_port}")),
         keepalive_secs: 0,
+        park_extension: None,
     }
 }
 
@@ -95,10 +99,19 @@ struct World {
     bob: Peer,
     carol: Peer,
     clipboard: MemoryClipboard,
+    notifier: MemoryNotifier,
 }
 
 impl World {
     fn new(bob_answers: bool, tweak: impl FnOnce(&mut ParkConfig)) -> (World, Harness<'static, OrbitApp>) {
+        World::with_notifier(bob_answers, MemoryNotifier::default(), tweak)
+    }
+
+    fn with_notifier(
+        bob_answers: bool,
+        notifier: MemoryNotifier,
+        tweak: impl FnOnce(&mut ParkConfig),
+    ) -> (World, Harness<'static, OrbitApp>) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let park_port = free_port();
         let listen: SocketAddr = format!("127.0.0.1:{park_port}").parse().expect("addr");
@@ -138,11 +151,13 @@ impl World {
             start: Start::Running { phone: alice, registers: false },
             dial: None,
             listen: "127.0.0.1:0".parse().expect("addr"),
+            secrets: Arc::new(MemoryStore::default()),
+            notifier: Arc::new(notifier.clone()),
         });
         let harness = Harness::builder()
             .with_size(egui::vec2(1000.0, 720.0))
             .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
-        (World { rt, _park: park, park_port, bob, carol, clipboard }, harness)
+        (World { rt, _park: park, park_port, bob, carol, clipboard, notifier }, harness)
     }
 
     fn orbit_uri(&self, orbit: &str) -> String {
@@ -229,6 +244,13 @@ fn answer_park_copy_and_picked_up_by_carol() {
     let Event::CallEstablished { party, .. } = up else { unreachable!() };
     assert!(party.contains("bob"), "Carol talks to Bob: {party}");
     step_until(&mut h, "Picked up by Carol", |h| shows_part(h, "Picked up by Carol at "));
+    // Desktop notifications went out for the ring and the pickup (not for routine events).
+    step_until(&mut h, "the pickup notification", |_| {
+        w.notifier.notes().iter().any(|n| n.summary.starts_with("Picked up by Carol at "))
+    });
+    let notes = w.notifier.notes();
+    assert_eq!(notes[0].summary, "Incoming call from Bob", "{notes:?}");
+    assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(!shows(&h, "Parked on"), "no longer parked");
     assert!(shows(&h, "No parked calls"));
     // The window stays until closed.
@@ -339,39 +361,94 @@ fn alice_addr(h: &Harness<'_, OrbitApp>) -> String {
 }
 
 #[test]
-fn first_run_form_signs_in_and_never_saves_the_password() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn no_notification_daemon_is_said_once_in_the_window() {
+    let (mut w, mut h) = World::with_notifier(false, MemoryNotifier { fail: true, ..Default::default() }, |_| {});
+    bob_calls(&mut w, &mut h);
+    step_until(&mut h, "the notice", |h| shows_part(h, "Desktop notifications are not available"));
+    click(&mut h, "Park");
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
+    w.carol.send(&w.rt, Command::Dial { target: w.orbit_uri("7000") });
+    step_until(&mut h, "Picked up by Carol", |h| shows_part(h, "Picked up by Carol at "));
+    let n = h.state().model().notices.iter().filter(|n| n.starts_with("Desktop notifications")).count();
+    assert_eq!(n, 1, "said once: {:?}", h.state().model().notices);
+}
+
+fn form_app(rt: &tokio::runtime::Runtime, dir: &std::path::Path, store: MemoryStore) -> Harness<'static, OrbitApp> {
     let app = OrbitApp::new(AppOptions {
         welcome: None,
         runtime: rt.handle().clone(),
-        config_dir: Some(dir.clone()),
+        config_dir: Some(dir.to_path_buf()),
         clipboard: Box::new(MemoryClipboard::default()),
         start: Start::Saved { password: None },
         dial: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
+        secrets: Arc::new(store),
+        notifier: Arc::new(MemoryNotifier::default()),
     });
     let mut h = Harness::builder()
         .with_size(egui::vec2(1000.0, 720.0))
         .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
     h.step();
-    assert!(shows_part(&h, "set up your SIP account"), "no saved account: the form shows");
-    assert!(shows_part(&h, "no keyring support"), "the form says where the password goes");
-    h.check_accessibility();
-    click(&mut h, "Sign in");
-    step_until(&mut h, "a readable problem", |h| shows(h, "Enter your SIP address, like alice@example.com"));
+    h
+}
 
+/// Fill the first-run form (direct calls: no registrar here) and sign in.
+fn fill_form_and_sign_in(h: &mut Harness<'_, OrbitApp>) {
     for (label, text) in [("SIP address", "alice@127.0.0.1"), ("Password", "s3cret-pw")] {
         h.get_by_label(label).click();
         h.step();
         h.get_by_label(label).type_text(text);
         h.step();
     }
-    // Direct calls only: no registrar on this machine.
-    click(&mut h, "Register with the server (off: direct calls by IP only)");
+    click(h, "Register with the server (off: direct calls by IP only)");
+    click(h, "Sign in");
+    step_until(h, "the main window", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
+}
+
+#[test]
+fn password_goes_to_the_keyring_and_the_next_start_signs_in_without_asking() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-keyring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = MemoryStore::default();
+    let mut h = form_app(&rt, &dir, store.clone());
+    assert!(shows_part(&h, "kept in the system keyring"), "the form says where the password goes");
+    fill_form_and_sign_in(&mut h);
+    step_until(&mut h, "the password in the keyring", |_| {
+        use orbitphone::ui::secrets::SecretStore;
+        store.get("sip:alice@127.0.0.1") == Ok(Some("s3cret-pw".into()))
+    });
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
+    assert!(!saved.contains("s3cret"), "the password is never written: {saved}");
+    h.state_mut().shutdown();
+    drop(h);
+    // Next start: the saved account and the keyring's password, no form.
+    let mut h = form_app(&rt, &dir, store);
+    assert!(!shows(&h, "Sign in"), "no form: the keyring had the password");
+    step_until(&mut h, "signed in", |h| shows_part(h, "direct calls only"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn first_run_form_signs_in_and_never_saves_the_password() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // This machine has no keyring: the form and the notice bar say so.
+    let mut h = form_app(&rt, &dir, MemoryStore::unavailable());
+    assert!(shows_part(&h, "set up your SIP account"), "no saved account: the form shows");
+    assert!(shows_part(&h, "No system keyring is available"), "the form says where the password goes");
+    h.check_accessibility();
     click(&mut h, "Sign in");
-    step_until(&mut h, "the main window", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
+    step_until(&mut h, "a readable problem", |h| shows(h, "Enter your SIP address, like alice@example.com"));
+    fill_form_and_sign_in(&mut h);
+    step_until(&mut h, "the no-keyring notice", |h| shows_part(h, "asks for it each time it starts"));
+    h.state_mut().shutdown();
+    drop(h);
+    // Next start asks again, saying why.
+    let h2 = form_app(&rt, &dir, MemoryStore::unavailable());
+    assert!(shows(&h2, "Sign in") && shows_part(&h2, "No system keyring is available"));
+    drop(h2);
     let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
     assert!(saved.contains("alice@127.0.0.1"), "{saved}");
     assert!(!saved.contains("s3cret"), "the password is never written: {saved}");

@@ -28,6 +28,9 @@ pub struct Account {
     pub park_uri: Option<String>,
     /// Interval of OPTIONS keepalives on UDP, 0 = off.
     pub keepalive_secs: u64,
+    /// Park by transferring the call to this extension (Asterisk `700`, FreeSWITCH valet
+    /// style) instead of asking the Orbit park service; `None` = the park service.
+    pub park_extension: Option<String>,
 }
 
 impl Account {
@@ -46,6 +49,7 @@ impl Account {
             auto_answer: false,
             park_uri: None,
             keepalive_secs: 0,
+            park_extension: None,
         }
     }
 

@@ -126,6 +126,9 @@ pub enum Event {
     ParkAbandoned { call: CallNo },
     /// The park is over for another reason (disconnected, service stopped).
     ParkEnded { call: CallNo, reason: String },
+    /// The call was handed to a park extension (account `park_extension`, Asterisk/FreeSWITCH
+    /// style): the phone system holds it now and announces or shows the slot.
+    ParkedExtension { call: CallNo, extension: String },
     /// Park did not work; `reason` is readable (no free orbit, not allowed…).
     ParkFailed { call: CallNo, reason: String },
     /// An orbit became occupied (`parkee` set) or free, seen through busy-lamp.

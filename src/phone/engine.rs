@@ -110,6 +110,8 @@ pub struct Engine {
     pub(crate) stopped: bool,
     pub(crate) park_clients: Vec<super::park_client::ParkClient>,
     pub(crate) orbit_watch: Option<super::park_client::OrbitWatch>,
+    /// Calls being parked by transfer to a park extension, with the extension.
+    pub(crate) ext_parks: BTreeMap<CallNo, String>,
 }
 
 impl Engine {
@@ -135,6 +137,7 @@ impl Engine {
             stopped: false,
             park_clients: Vec::new(),
             orbit_watch: None,
+            ext_parks: BTreeMap::new(),
         }
     }
 
@@ -248,7 +251,15 @@ impl Engine {
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
             Command::Park { call } => {
-                self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established)
+                let ext = self.account.park_extension.clone();
+                self.with_call(
+                    call,
+                    |e, c| match &ext {
+                        Some(ext) => e.park_via_extension(now, c, ext),
+                        None => e.park(now, c),
+                    },
+                    |c| c.state == CallState::Established,
+                )
             }
             Command::WatchOrbits => self.watch_orbits(now),
             Command::Status => {

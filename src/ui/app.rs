@@ -7,6 +7,8 @@ use super::account_form::AccountForm;
 use super::clipboard::Clipboard;
 use super::model::{Clock, Model, Registration};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
+use super::notify::{self, Notifier};
+use super::secrets::{self, AtStart, SecretStore};
 use super::{conversation, incoming, main_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::phone::api::{CallNo, Command, Event};
@@ -15,6 +17,7 @@ use eframe::egui;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -84,6 +87,19 @@ pub struct AppOptions {
     pub listen: SocketAddr,
     /// A first notice to show (the local mode explains itself).
     pub welcome: Option<String>,
+    /// Where account passwords are kept (the OS keyring; memory in tests).
+    pub secrets: Arc<dyn SecretStore>,
+    /// Where desktop notifications go (the desktop's daemon; memory in tests).
+    pub notifier: Arc<dyn Notifier>,
+}
+
+/// What background helpers (keyring, notifications) report back to the window.
+#[derive(Debug)]
+enum SideNote {
+    /// Show this in the notice bar.
+    Notice(String),
+    /// A desktop notification could not be shown; why.
+    NotifyFailed(String),
 }
 
 /// The engine as the window sees it.
@@ -114,6 +130,14 @@ pub struct OrbitApp {
     applied_style: Option<(ThemeChoice, f32)>,
     /// Where the running engine's SIP sockets are bound.
     local: HashMap<Transport, SocketAddr>,
+    secrets: Arc<dyn SecretStore>,
+    notifier: Arc<dyn Notifier>,
+    /// Notifications failed once (told the user); no more are tried.
+    notify_failed: bool,
+    side_tx: mpsc::UnboundedSender<SideNote>,
+    side_rx: mpsc::UnboundedReceiver<SideNote>,
+    /// The window's context once drawn, so background helpers can wake it.
+    ctx: Option<egui::Context>,
 }
 
 impl OrbitApp {
@@ -134,6 +158,7 @@ impl OrbitApp {
         if let Some(e) = settings_error {
             model.notice(format!("Your settings could not be read ({e}); please enter the account again."));
         }
+        let (side_tx, side_rx) = mpsc::unbounded_channel();
         let mut app = OrbitApp {
             rt: opts.runtime,
             model,
@@ -147,13 +172,32 @@ impl OrbitApp {
             listen: opts.listen,
             applied_style: None,
             local: HashMap::new(),
+            secrets: opts.secrets,
+            notifier: opts.notifier,
+            notify_failed: false,
+            side_tx,
+            side_rx,
+            ctx: None,
         };
         match opts.start {
-            Start::Form => app.form = Some(AccountForm::new(app.settings.account().cloned().unwrap_or_default(), true)),
-            Start::Saved { password } => match (app.settings.account().cloned(), password) {
-                (Some(acc), Some(pw)) => app.sign_in(acc, pw),
-                (Some(acc), None) => app.form = Some(AccountForm::new(acc, false)),
-                (None, _) => app.form = Some(AccountForm::new(AccountSettings::default(), true)),
+            Start::Form => {
+                let acc = app.settings.account().cloned().unwrap_or_default();
+                app.form = Some(AccountForm::new(acc, true).with_note(app.keyring_note()));
+            }
+            Start::Saved { password } => match app.settings.account().cloned() {
+                Some(acc) => match secrets::at_start(app.secrets.as_ref(), &acc.aor().unwrap_or_default(), password) {
+                    AtStart::SignIn(pw) => app.sign_in(acc, pw, false),
+                    AtStart::Ask { note } => {
+                        if note.starts_with("No system keyring") {
+                            app.model.notice(note.clone());
+                        }
+                        app.form = Some(AccountForm::new(acc, false).with_note(note));
+                    }
+                },
+                None => {
+                    let note = app.keyring_note();
+                    app.form = Some(AccountForm::new(AccountSettings::default(), true).with_note(note));
+                }
             },
             Start::Account(cfg) => {
                 app.model.account = cfg.account.aor.clone();
@@ -196,12 +240,32 @@ impl OrbitApp {
         self.engine = Engine::Starting(rx);
     }
 
-    fn sign_in(&mut self, account: AccountSettings, password: String) {
+    /// The account form's line about the password: kept in the keyring, or why not.
+    fn keyring_note(&self) -> String {
+        match secrets::availability(self.secrets.as_ref()) {
+            Ok(()) => secrets::KEPT_IN_KEYRING.to_string(),
+            Err(why) => secrets::no_keyring_note(&why),
+        }
+    }
+
+    /// Sign in; `save_password` puts the password in the keyring (off the UI thread).
+    fn sign_in(&mut self, account: AccountSettings, password: String, save_password: bool) {
         self.settings.use_account(account.clone());
         if let Some(dir) = &self.config_dir
             && let Err(e) = self.settings.save(dir)
         {
             self.model.notice(format!("Settings not saved: {e}"));
+        }
+        if save_password && let Ok(aor) = account.aor() {
+            let (store, pw, side, ctx) = (self.secrets.clone(), password.clone(), self.side_tx.clone(), self.ctx.clone());
+            self.rt.spawn_blocking(move || {
+                if let Some(notice) = secrets::remember(store.as_ref(), &aor, &pw) {
+                    let _ = side.send(SideNote::Notice(notice));
+                    if let Some(ctx) = ctx {
+                        ctx.request_repaint();
+                    }
+                }
+            });
         }
         self.stop_engine();
         self.model.account = account.aor().unwrap_or_default();
@@ -224,8 +288,31 @@ impl OrbitApp {
         self.engine = Engine::Off;
     }
 
+    /// Show a desktop notification, off the UI thread (a D-Bus round trip).
+    fn notify(&mut self, note: notify::Note) {
+        let (notifier, side, ctx) = (self.notifier.clone(), self.side_tx.clone(), self.ctx.clone());
+        self.rt.spawn_blocking(move || {
+            if let Err(why) = notifier.show(&note) {
+                let _ = side.send(SideNote::NotifyFailed(why));
+                if let Some(ctx) = ctx {
+                    ctx.request_repaint();
+                }
+            }
+        });
+    }
+
     /// Take what the engine said since the last frame.
     fn poll(&mut self, ctx: &egui::Context, clock: &Clock) {
+        while let Ok(note) = self.side_rx.try_recv() {
+            match note {
+                SideNote::Notice(text) => self.model.notice(text),
+                SideNote::NotifyFailed(why) if !self.notify_failed => {
+                    self.notify_failed = true;
+                    self.model.notice(notify::unavailable_notice(&why));
+                }
+                SideNote::NotifyFailed(_) => {}
+            }
+        }
         if let Engine::Starting(rx) = &mut self.engine {
             match rx.try_recv() {
                 Ok(Ok(handle)) => self.engine = Engine::Ready(handle),
@@ -252,11 +339,17 @@ impl OrbitApp {
                 self.send(Command::Dial { target });
             }
         }
+        let mut notes = Vec::new();
         if let Engine::Running { events, .. } = &mut self.engine {
             let mut n = 0;
             while let Ok(ev) = events.try_recv() {
                 let direct = matches!(self.model.registration, Registration::Direct);
-                self.model.apply(ev, clock);
+                self.model.apply(ev.clone(), clock);
+                if !self.notify_failed
+                    && let Some(note) = notify::notification_for(&ev, &self.model, clock)
+                {
+                    notes.push(note);
+                }
                 if direct && matches!(self.model.registration, Registration::Offline) && !self.model.stopped {
                     self.model.registration = Registration::Direct;
                 }
@@ -270,6 +363,9 @@ impl OrbitApp {
             if self.model.stopped {
                 self.engine = Engine::Off;
             }
+        }
+        for note in notes {
+            self.notify(note);
         }
     }
 
@@ -329,10 +425,10 @@ impl OrbitApp {
                 }
                 Action::EditAccount => {
                     let acc = self.settings.account().cloned().unwrap_or_default();
-                    self.form = Some(AccountForm::new(acc, false));
+                    self.form = Some(AccountForm::new(acc, false).with_note(self.keyring_note()));
                 }
                 Action::CancelAccount => self.form = None,
-                Action::SignIn { account, password } => self.sign_in(account, password),
+                Action::SignIn { account, password } => self.sign_in(account, password, true),
                 Action::DismissNotice(i) => {
                     if i < self.model.notices.len() {
                         self.model.notices.remove(i);
@@ -378,6 +474,9 @@ impl OrbitApp {
     /// Draw one frame (eframe calls this through [`eframe::App::ui`]; tests call it directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if self.ctx.is_none() {
+            self.ctx = Some(ctx.clone());
+        }
         let clock = Clock::now();
         self.apply_style(&ctx);
         self.poll(&ctx, &clock);

@@ -9,6 +9,8 @@ pub mod conversation;
 pub mod incoming;
 pub mod main_window;
 pub mod model;
+pub mod notify;
+pub mod secrets;
 pub mod settings;
 pub mod text;
 

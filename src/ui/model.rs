@@ -87,6 +87,8 @@ pub enum ParkState {
     Ended { reason: String },
     /// Park did not work.
     Failed { reason: String },
+    /// Handed to the phone system's park extension (park mode "transfer to park extension").
+    Extension { extension: String },
 }
 
 /// The orbit a call is parked on.
@@ -435,6 +437,10 @@ impl Model {
                     park.state = ParkState::Ended { reason };
                     park.ringback_at = None;
                 }
+            }
+            Event::ParkedExtension { call, extension } => {
+                let park = self.park_mut(call);
+                park.state = ParkState::Extension { extension };
             }
             Event::ParkFailed { call, reason } => {
                 let park = self.park_mut(call);

@@ -151,6 +151,9 @@ pub fn park_notice(state: &ParkState, orbit: Option<&Orbit>, clock: &Clock, acco
             r => format!("Park ended: {}", park_failure(r)),
         },
         ParkState::Failed { reason } => format!("Park failed: {}", park_failure(reason)),
+        ParkState::Extension { extension } => {
+            format!("Parked through extension {extension}: the phone system announces the slot")
+        }
     }
 }
 
