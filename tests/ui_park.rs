@@ -487,3 +487,18 @@ fn decline_from_the_popup() {
     step_until(&mut h, "the popup gone", |h| !shows(h, "Bob is calling"));
     step_until(&mut h, "a declined call", |h| shows_part(h, "declined"));
 }
+
+#[test]
+fn sip_trace_window_shows_the_messages_and_copies_them_all() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "SIP trace");
+    step_until(&mut h, "the trace window", |h| shows_part(h, "messages (the last"));
+    step_until(&mut h, "Bob's INVITE in the list", |h| shows_part(h, "INVITE sip:alice@"));
+    h.check_accessibility();
+    click(&mut h, "Copy all");
+    let text = w.clipboard.text().expect("copied");
+    assert!(text.contains("received from udp:127.0.0.1:"), "{text}");
+    assert!(text.contains("\nINVITE sip:alice@") && text.contains("\nSIP/2.0 200 OK"), "{text}");
+    step_until(&mut h, "the copied notice", |h| shows_part(h, "SIP trace copied"));
+}

@@ -9,4 +9,5 @@ pub mod park_driver;
 pub mod phone_driver;
 pub mod serve;
 pub mod sip_socket;
+pub mod sip_trace;
 pub mod tls;

@@ -4,6 +4,7 @@
 
 use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle};
 use super::sip_socket::{Inbound, SipSockets};
+use super::sip_trace::SipTrace;
 use super::tls::TlsClient;
 use crate::phone::account::Account;
 use crate::phone::{Command, Engine, Event, Output};
@@ -37,6 +38,8 @@ pub struct PhoneHandle {
     pub events: mpsc::Receiver<Event>,
     /// Bound SIP addresses.
     pub local: HashMap<Transport, SocketAddr>,
+    /// The last SIP messages sent and received (the window's "SIP trace").
+    pub trace: SipTrace,
 }
 
 /// The address to advertise in SDP and Contact when bound to 0.0.0.0: the source
@@ -75,27 +78,36 @@ pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
     if let Some(message) = media.unavailable_message() {
         let _ = ev_tx.send(Event::AudioUnavailable { message }).await;
     }
-    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip));
-    Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
+    let trace = SipTrace::default();
+    let io = Io { sockets, inbound: in_rx, media, media_events: media_ev_rx, media_ip: ip, trace: trace.clone() };
+    tokio::spawn(run(engine, io, cmd_rx, ev_tx));
+    Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local, trace })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    mut engine: Engine,
-    mut sockets: SipSockets,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
+/// The driver's side of a running phone: sockets, media, the trace.
+struct Io {
+    sockets: SipSockets,
+    inbound: mpsc::Receiver<Inbound>,
     media: MediaHandle,
-    mut media_events: mpsc::Receiver<MediaEvent>,
+    media_events: mpsc::Receiver<MediaEvent>,
     media_ip: IpAddr,
-) {
+    trace: SipTrace,
+}
+
+/// Wall-clock Unix seconds for the trace.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+async fn run(mut engine: Engine, io: Io, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
+    let Io { mut sockets, mut inbound, media, mut media_events, media_ip, trace } = io;
     engine.start(Instant::now());
     let mut commands_open = true;
     loop {
         while let Some(out) = engine.poll_output() {
             match out {
                 Output::Transmit { to, bytes } => {
+                    trace.record(unix_now(), true, to, &bytes);
                     if let Err(e) = sockets.send(to, bytes).await {
                         tracing::warn!("{e}");
                         // Fail what waits on that peer now, with the real reason, rather
@@ -128,8 +140,14 @@ async fn run(
         }
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            Some(msg) = inbound.recv() => engine.handle_datagram(Instant::now(), &msg.data, msg.source),
+            Some(msg) = inbound.recv() => {
+                trace.record(unix_now(), false, msg.source, &msg.data);
+                engine.handle_datagram(Instant::now(), &msg.data, msg.source)
+            }
             cmd = commands.recv(), if commands_open => match cmd {
+                Some(Command::Trace) => {
+                    let _ = events.send(Event::SipTrace { messages: trace.snapshot() }).await;
+                }
                 Some(cmd) => engine.handle_command(Instant::now(), cmd),
                 None => {
                     commands_open = false;

@@ -35,6 +35,9 @@ pub enum Command {
     Retrieve { target: String },
     /// Report registration and calls.
     Status,
+    /// Report the last SIP messages sent and received (answered by the driver with
+    /// [`Event::SipTrace`]; the engine itself ignores it).
+    Trace,
     /// Un-register, end calls, stop.
     Quit,
 }
@@ -66,8 +69,21 @@ pub struct CallStatus {
     pub held: bool,
 }
 
+/// One SIP message in the trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceMessage {
+    /// Unix time, seconds.
+    pub at: f64,
+    /// `sent` or `received`.
+    pub direction: &'static str,
+    /// The other end, `udp:127.0.0.1:5060`.
+    pub peer: String,
+    /// The message as on the wire (lossy UTF-8).
+    pub text: String,
+}
+
 /// What the engine reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The account is registered.
@@ -140,6 +156,8 @@ pub enum Event {
     },
     /// Answer to `status`.
     Status { account: String, registered: bool, calls: Vec<CallStatus> },
+    /// Answer to `trace`: the last SIP messages, oldest first.
+    SipTrace { messages: Vec<TraceMessage> },
     /// Something went wrong with a command or a call; the engine goes on.
     Error {
         message: String,
@@ -183,10 +201,11 @@ impl Command {
             "watch-orbits" => Command::WatchOrbits,
             "retrieve" => Command::Retrieve { target: need(0, "orbit or URI")? },
             "status" => Command::Status,
+            "trace" => Command::Trace,
             "quit" | "exit" => Command::Quit,
             other => {
                 return Err(format!(
-                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, quit)"
+                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, trace, quit)"
                 ));
             }
         };

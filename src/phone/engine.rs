@@ -278,6 +278,8 @@ impl Engine {
                 let registered = matches!(self.reg, RegState::Registered { .. });
                 self.emit(Event::Status { account: self.account.aor.clone(), registered, calls });
             }
+            // The driver keeps the SIP trace and answers this itself.
+            Command::Trace => {}
             Command::Quit => self.stop(now),
         }
         self.pump(now);

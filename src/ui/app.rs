@@ -9,7 +9,7 @@ use super::model::{Clock, Model, Registration};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
 use super::notify::{self, Notifier};
 use super::secrets::{self, AtStart, SecretStore};
-use super::{conversation, incoming, main_window};
+use super::{conversation, incoming, main_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::phone::api::{CallNo, Command, Event};
 use crate::sip::transport::Transport;
@@ -38,6 +38,10 @@ pub enum Action {
     SignIn { account: AccountSettings, password: String },
     /// Forget a notice.
     DismissNotice(usize),
+    /// Open the SIP trace window.
+    ShowTrace,
+    /// Put the whole SIP trace on the clipboard.
+    CopyTrace(String),
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -57,6 +61,8 @@ pub struct ViewState {
     pub copy_error: Option<String>,
     /// The dial field should take keyboard focus.
     pub focus_dial: bool,
+    /// The SIP trace window is open.
+    pub trace_open: bool,
 }
 
 /// How the app gets its engine.
@@ -138,6 +144,8 @@ pub struct OrbitApp {
     side_rx: mpsc::UnboundedReceiver<SideNote>,
     /// The window's context once drawn, so background helpers can wake it.
     ctx: Option<egui::Context>,
+    /// The running phone's SIP trace.
+    trace: Option<crate::net::sip_trace::SipTrace>,
 }
 
 impl OrbitApp {
@@ -178,6 +186,7 @@ impl OrbitApp {
             side_tx,
             side_rx,
             ctx: None,
+            trace: None,
         };
         match opts.start {
             Start::Form => {
@@ -372,7 +381,8 @@ impl OrbitApp {
     /// A task that moves events from the engine to the window and wakes it: the window
     /// sleeps until something happens.
     fn forward(&mut self, handle: PhoneHandle, ctx: egui::Context) -> Engine {
-        let PhoneHandle { commands, mut events, local } = handle;
+        let PhoneHandle { commands, mut events, local, trace } = handle;
+        self.trace = Some(trace);
         self.local = local;
         let (tx, rx) = mpsc::unbounded_channel();
         self.rt.spawn(async move {
@@ -429,6 +439,11 @@ impl OrbitApp {
                 }
                 Action::CancelAccount => self.form = None,
                 Action::SignIn { account, password } => self.sign_in(account, password, true),
+                Action::ShowTrace => self.view.trace_open = true,
+                Action::CopyTrace(text) => match self.clipboard.set_text(&text) {
+                    Ok(()) => self.model.notice("SIP trace copied: paste it into your support request.".into()),
+                    Err(e) => self.model.notice(e),
+                },
                 Action::DismissNotice(i) => {
                     if i < self.model.notices.len() {
                         self.model.notices.remove(i);
@@ -501,6 +516,9 @@ impl OrbitApp {
             }
             incoming::show(&ctx, &self.model, &mut actions);
         }
+        if self.view.trace_open {
+            trace_window::show(&ctx, &mut self.view.trace_open, self.trace.as_ref(), &mut actions);
+        }
         self.run(actions, &clock);
         if self.model.history_dirty {
             self.model.history_dirty = false;
@@ -517,6 +535,10 @@ impl OrbitApp {
         }
         if matches!(self.engine, Engine::Starting(_)) {
             next = Some(next.map_or(clock.unix + 0.1, |n| n.min(clock.unix + 0.1)));
+        }
+        if self.view.trace_open {
+            // Messages without an event (keepalives, retransmissions) show within a second.
+            next = Some(next.map_or(clock.unix + 1.0, |n| n.min(clock.unix + 1.0)));
         }
         if let Some(at) = next {
             ctx.request_repaint_after(Duration::from_secs_f64((at - clock.unix).clamp(0.0, 3600.0) + 0.01));

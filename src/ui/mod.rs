@@ -13,5 +13,6 @@ pub mod notify;
 pub mod secrets;
 pub mod settings;
 pub mod text;
+pub mod trace_window;
 
 pub use app::{AppOptions, OrbitApp, Start};

@@ -466,6 +466,8 @@ impl Model {
             Event::AudioUnavailable { message } => {
                 self.notice(text::error(&message));
             }
+            // The window reads the trace from the driver directly.
+            Event::SipTrace { .. } => {}
             Event::Stopped => {
                 self.stopped = true;
                 self.registration = Registration::Offline;
