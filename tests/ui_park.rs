@@ -502,3 +502,39 @@ fn sip_trace_window_shows_the_messages_and_copies_them_all() {
     assert!(text.contains("\nINVITE sip:alice@") && text.contains("\nSIP/2.0 200 OK"), "{text}");
     step_until(&mut h, "the copied notice", |h| shows_part(h, "SIP trace copied"));
 }
+
+/// Two processes: this test's window is the running instance; the real `orbitphone`
+/// binary launched with Bob's URI (as a clicked link would) hands it over and exits, and
+/// the window calls Bob.
+#[test]
+fn a_second_launch_hands_its_uri_to_the_running_window() {
+    use orbitphone::net::single_instance::{self, Instance};
+    let (mut w, mut h) = World::new(false, |_| {});
+    let dir = std::env::temp_dir().join(format!("orbit-si-ui-{}", std::process::id()));
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).expect("temp dir");
+    let path = single_instance::socket_path_in(&dir, Some(&config));
+    let Ok(Instance::First(listener)) = single_instance::claim(&path, None) else { panic!("first instance") };
+    h.state_mut().listen_for_handover(listener.serve(w.rt.handle()));
+    h.step();
+
+    let second = |uri: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orbitphone"))
+            .arg(uri)
+            .env("ORBIT_RUNTIME_DIR", &dir)
+            .env("ORBIT_CONFIG_DIR", &config)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .expect("run orbitphone")
+    };
+    let bob = w.bob.uri("bob");
+    let out = second(&bob);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the second launch exits cleanly: {stderr}");
+    assert!(stderr.contains("handed"), "{stderr}");
+    // The window dials on its next frame (the hand-over woke it).
+    step_until(&mut h, "the call to Bob", |h| shows(h, "Call with bob"));
+    w.bob.wait(&w.rt, "the handed-over call", |e| matches!(e, Event::CallIncoming { .. }));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@ pub mod music_task;
 pub mod park_driver;
 pub mod phone_driver;
 pub mod serve;
+pub mod single_instance;
 pub mod sip_socket;
 pub mod sip_trace;
 pub mod tls;

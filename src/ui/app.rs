@@ -11,6 +11,7 @@ use super::notify::{self, Notifier};
 use super::secrets::{self, AtStart, SecretStore};
 use super::{conversation, incoming, main_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
+use crate::net::single_instance::Handover;
 use crate::phone::api::{CallNo, Command, Event};
 use crate::sip::transport::Transport;
 use eframe::egui;
@@ -146,6 +147,10 @@ pub struct OrbitApp {
     ctx: Option<egui::Context>,
     /// The running phone's SIP trace.
     trace: Option<crate::net::sip_trace::SipTrace>,
+    /// URIs handed over by later launches (`orbitphone sip:…` while we run).
+    handover: Option<mpsc::UnboundedReceiver<Handover>>,
+    /// The same, forwarded so that each wakes the window.
+    handover_rx: Option<mpsc::UnboundedReceiver<Handover>>,
 }
 
 impl OrbitApp {
@@ -187,6 +192,8 @@ impl OrbitApp {
             side_rx,
             ctx: None,
             trace: None,
+            handover: None,
+            handover_rx: None,
         };
         match opts.start {
             Start::Form => {
@@ -222,6 +229,47 @@ impl OrbitApp {
             }
         }
         app
+    }
+
+    /// Dial what later launches hand over (see [`crate::net::single_instance`]).
+    pub fn listen_for_handover(&mut self, rx: mpsc::UnboundedReceiver<Handover>) {
+        self.handover = Some(rx);
+    }
+
+    /// Start forwarding hand-overs so each wakes the window (needs the context).
+    fn forward_handover(&mut self, ctx: &egui::Context) {
+        let Some(mut rx) = self.handover.take() else { return };
+        let (tx, out) = mpsc::unbounded_channel();
+        let ctx = ctx.clone();
+        self.rt.spawn(async move {
+            while let Some(h) = rx.recv().await {
+                if tx.send(h).is_err() {
+                    break;
+                }
+                ctx.request_repaint();
+            }
+        });
+        self.handover_rx = Some(out);
+    }
+
+    /// Carry out hand-overs that arrived: dial (now, or once the engine runs) and come forward.
+    fn take_handovers(&mut self, ctx: &egui::Context) {
+        let mut got = Vec::new();
+        if let Some(rx) = &mut self.handover_rx {
+            while let Ok(h) = rx.try_recv() {
+                got.push(h);
+            }
+        }
+        for h in got {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+            if let Handover::Dial(target) = h {
+                if matches!(self.engine, Engine::Running { .. }) {
+                    self.send(Command::Dial { target });
+                } else {
+                    self.pending_dial = Some(target);
+                }
+            }
+        }
     }
 
     /// Use this colour scheme for this run (not saved).
@@ -492,9 +540,13 @@ impl OrbitApp {
         if self.ctx.is_none() {
             self.ctx = Some(ctx.clone());
         }
+        if self.handover.is_some() {
+            self.forward_handover(&ctx);
+        }
         let clock = Clock::now();
         self.apply_style(&ctx);
         self.poll(&ctx, &clock);
+        self.take_handovers(&ctx);
         self.model.tick(&clock);
         self.view.hidden.retain(|c| self.model.calls.contains_key(c));
         if self.view.copied.is_some_and(|(_, at)| clock.unix - at > 3.0) {
