@@ -538,3 +538,55 @@ fn a_second_launch_hands_its_uri_to_the_running_window() {
     w.bob.wait(&w.rt, "the handed-over call", |e| matches!(e, Event::CallIncoming { .. }));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn mute_button_follows_the_engine() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Mute");
+    // The label changes only once the engine reported the call muted.
+    step_until(&mut h, "Unmute", |h| shows(h, "Unmute"));
+    assert!(h.state().model().calls.values().any(|c| c.muted));
+    click(&mut h, "Unmute");
+    step_until(&mut h, "Mute again", |h| shows(h, "Mute") && !shows(h, "Unmute"));
+    assert!(h.state().model().calls.values().all(|c| !c.muted));
+}
+
+#[test]
+fn settings_switch_accounts_and_theme_and_keep_them() {
+    use orbitphone::ui::secrets::SecretStore;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let toml = "[[accounts]]\naddress = \"alice@127.0.0.1\"\nregister = false\n\n[[accounts]]\naddress = \"bob@127.0.0.1\"\nregister = false\n";
+    std::fs::write(dir.join("settings.toml"), toml).expect("settings");
+    let store = MemoryStore::default();
+    store.set("sip:alice@127.0.0.1", "a-pw").expect("store");
+    store.set("sip:bob@127.0.0.1", "b-pw").expect("store");
+    let mut h = form_app(&rt, &dir, store.clone());
+    step_until(&mut h, "alice signed in", |h| shows_part(h, "alice@127.0.0.1: direct calls only"));
+
+    click(&mut h, "Settings");
+    step_until(&mut h, "the settings window", |h| shows(h, "Appearance"));
+    h.check_accessibility();
+    click(&mut h, "Use bob@127.0.0.1");
+    step_until(&mut h, "bob signed in", |h| shows_part(h, "bob@127.0.0.1: direct calls only"));
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("saved");
+    assert!(saved.find("bob@").expect("bob") < saved.find("alice@").expect("alice"), "bob is first now: {saved}");
+
+    click(&mut h, "Settings");
+    click(&mut h, "Dark");
+    step_until(&mut h, "dark visuals", |h| (h.ctx.theme() == egui::Theme::Dark));
+    click(&mut h, "Light");
+    step_until(&mut h, "light visuals", |h| !(h.ctx.theme() == egui::Theme::Dark));
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("saved");
+    assert!(saved.contains("theme = \"light\""), "{saved}");
+    h.state_mut().shutdown();
+    drop(h);
+    // The next start uses bob and the light theme.
+    let mut h = form_app(&rt, &dir, store);
+    step_until(&mut h, "bob again", |h| shows_part(h, "bob@127.0.0.1: direct calls only"));
+    assert!(!(h.ctx.theme() == egui::Theme::Dark));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -9,7 +9,7 @@ use super::model::{Clock, Model, Registration};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
 use super::notify::{self, Notifier};
 use super::secrets::{self, AtStart, SecretStore};
-use super::{conversation, incoming, main_window, trace_window};
+use super::{conversation, incoming, main_window, settings_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::net::single_instance::Handover;
 use crate::phone::api::{CallNo, Command, Event};
@@ -43,6 +43,16 @@ pub enum Action {
     ShowTrace,
     /// Put the whole SIP trace on the clipboard.
     CopyTrace(String),
+    /// Open the Settings window.
+    ShowSettings,
+    /// Sign in with the saved account at this index.
+    SwitchAccount(usize),
+    /// Forget the saved account at this index (not the one in use).
+    RemoveAccount(usize),
+    /// Open the account form for a new account.
+    AddAccount,
+    /// Theme or scale changed: save the settings.
+    SaveSettings,
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -64,6 +74,8 @@ pub struct ViewState {
     pub focus_dial: bool,
     /// The SIP trace window is open.
     pub trace_open: bool,
+    /// The Settings window is open.
+    pub settings_open: bool,
 }
 
 /// How the app gets its engine.
@@ -297,6 +309,15 @@ impl OrbitApp {
         self.engine = Engine::Starting(rx);
     }
 
+    /// Write `settings.toml` (when the app has a config dir); a failure is a notice.
+    fn save_settings(&mut self) {
+        if let Some(dir) = &self.config_dir
+            && let Err(e) = self.settings.save(dir)
+        {
+            self.model.notice(format!("Settings not saved: {e}"));
+        }
+    }
+
     /// The account form's line about the password: kept in the keyring, or why not.
     fn keyring_note(&self) -> String {
         match secrets::availability(self.secrets.as_ref()) {
@@ -308,11 +329,7 @@ impl OrbitApp {
     /// Sign in; `save_password` puts the password in the keyring (off the UI thread).
     fn sign_in(&mut self, account: AccountSettings, password: String, save_password: bool) {
         self.settings.use_account(account.clone());
-        if let Some(dir) = &self.config_dir
-            && let Err(e) = self.settings.save(dir)
-        {
-            self.model.notice(format!("Settings not saved: {e}"));
-        }
+        self.save_settings();
         if save_password && let Ok(aor) = account.aor() {
             let (store, pw, side, ctx) = (self.secrets.clone(), password.clone(), self.side_tx.clone(), self.ctx.clone());
             self.rt.spawn_blocking(move || {
@@ -488,6 +505,30 @@ impl OrbitApp {
                 Action::CancelAccount => self.form = None,
                 Action::SignIn { account, password } => self.sign_in(account, password, true),
                 Action::ShowTrace => self.view.trace_open = true,
+                Action::ShowSettings => self.view.settings_open = true,
+                Action::SwitchAccount(i) => {
+                    if let Some(acc) = self.settings.accounts.get(i).cloned() {
+                        match secrets::at_start(self.secrets.as_ref(), &acc.aor().unwrap_or_default(), None) {
+                            AtStart::SignIn(pw) => self.sign_in(acc, pw, false),
+                            AtStart::Ask { note } => self.form = Some(AccountForm::new(acc, false).with_note(note)),
+                        }
+                        self.view.settings_open = false;
+                    }
+                }
+                Action::RemoveAccount(i) => {
+                    if i != self.settings.active && i < self.settings.accounts.len() {
+                        self.settings.accounts.remove(i);
+                        if i < self.settings.active {
+                            self.settings.active -= 1;
+                        }
+                        self.save_settings();
+                    }
+                }
+                Action::AddAccount => {
+                    self.form = Some(AccountForm::new(AccountSettings::default(), false).with_note(self.keyring_note()));
+                    self.view.settings_open = false;
+                }
+                Action::SaveSettings => self.save_settings(),
                 Action::CopyTrace(text) => match self.clipboard.set_text(&text) {
                     Ok(()) => self.model.notice("SIP trace copied: paste it into your support request.".into()),
                     Err(e) => self.model.notice(e),
@@ -567,6 +608,9 @@ impl OrbitApp {
                 }
             }
             incoming::show(&ctx, &self.model, &mut actions);
+        }
+        if self.view.settings_open {
+            settings_window::show(&ctx, &mut self.view.settings_open, &mut self.settings, &mut actions);
         }
         if self.view.trace_open {
             trace_window::show(&ctx, &mut self.view.trace_open, self.trace.as_ref(), &mut actions);

@@ -50,6 +50,9 @@ pub fn status_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>)
                 if ui.button("Account").on_hover_text("Change the SIP account").clicked() {
                     actions.push(Action::EditAccount);
                 }
+                if ui.button("Settings").on_hover_text("Accounts, theme and UI scale").clicked() {
+                    actions.push(Action::ShowSettings);
+                }
                 if ui.button("SIP trace").on_hover_text("The last SIP messages, for support").clicked() {
                     actions.push(Action::ShowTrace);
                 }

@@ -12,6 +12,7 @@ pub mod model;
 pub mod notify;
 pub mod secrets;
 pub mod settings;
+pub mod settings_window;
 pub mod text;
 pub mod trace_window;
 
