@@ -14,9 +14,9 @@ use orbitphone::sip::transport::Transport;
 use orbitphone::ui::clipboard::MemoryClipboard;
 use orbitphone::ui::notify::MemoryNotifier;
 use orbitphone::ui::secrets::MemoryStore;
-use std::sync::Arc;
 use orbitphone::ui::{AppOptions, OrbitApp, Start};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -577,7 +577,7 @@ fn settings_switch_accounts_and_theme_and_keep_them() {
 
     click(&mut h, "Settings");
     click(&mut h, "Dark");
-    step_until(&mut h, "dark visuals", |h| (h.ctx.theme() == egui::Theme::Dark));
+    step_until(&mut h, "dark visuals", |h| h.ctx.theme() == egui::Theme::Dark);
     click(&mut h, "Light");
     step_until(&mut h, "light visuals", |h| !(h.ctx.theme() == egui::Theme::Dark));
     let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("saved");

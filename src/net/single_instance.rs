@@ -128,9 +128,11 @@ impl Listener {
         #[cfg(unix)]
         rt.spawn(async move {
             use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-            let listener = match self.inner.set_nonblocking(true).and_then(|()| {
-                tokio::net::UnixListener::from_std(self.inner.try_clone()?)
-            }) {
+            let listener = match self
+                .inner
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::UnixListener::from_std(self.inner.try_clone()?))
+            {
                 Ok(l) => l,
                 Err(e) => {
                     tracing::warn!("single instance: cannot listen on {}: {e}", self.path.display());
@@ -146,7 +148,8 @@ impl Listener {
                     let mut line = String::new();
                     // A line of at most 4 KiB; anything else is dropped.
                     let mut reader = BufReader::new(read.take(4096));
-                    let read = tokio::time::timeout(std::time::Duration::from_secs(3), reader.read_line(&mut line)).await;
+                    let read =
+                        tokio::time::timeout(std::time::Duration::from_secs(3), reader.read_line(&mut line)).await;
                     let request = read.ok().and_then(|r| r.ok()).and_then(|_| parse_request(&line));
                     let answer = match request.map(|h| tx.send(h)) {
                         Some(Ok(())) => "ok\n",

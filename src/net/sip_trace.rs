@@ -94,13 +94,7 @@ pub fn as_text(messages: &[TraceMessage]) -> String {
 pub fn clock_text(at: f64) -> String {
     let ms = (at * 1000.0).round() as i64;
     let day_ms = ms.rem_euclid(86_400_000);
-    format!(
-        "{:02}:{:02}:{:02}.{:03}",
-        day_ms / 3_600_000,
-        (day_ms / 60_000) % 60,
-        (day_ms / 1000) % 60,
-        day_ms % 1000
-    )
+    format!("{:02}:{:02}:{:02}.{:03}", day_ms / 3_600_000, (day_ms / 60_000) % 60, (day_ms / 1000) % 60, day_ms % 1000)
 }
 
 #[cfg(test)]
@@ -179,7 +173,8 @@ mod tests {
             let Event::SipTrace { messages } = wait("trace", &|e| matches!(e, Event::SipTrace { .. })).await else {
                 unreachable!()
             };
-            let register = messages.iter().position(|m| m.direction == "sent" && first_line(m).starts_with("REGISTER "));
+            let register =
+                messages.iter().position(|m| m.direction == "sent" && first_line(m).starts_with("REGISTER "));
             let ok = messages.iter().position(|m| {
                 m.direction == "received" && first_line(m).starts_with("SIP/2.0 200") && m.text.contains("REGISTER")
             });

@@ -344,7 +344,11 @@ fn park_in_extension_mode_transfers_to_the_extension() {
         "{:?}",
         net.events[1]
     );
-    assert!(net.has(2, |e| matches!(e, Event::CallIncoming { from, .. } if from.contains("bob"))), "{:?}", net.events[2]);
+    assert!(
+        net.has(2, |e| matches!(e, Event::CallIncoming { from, .. } if from.contains("bob"))),
+        "{:?}",
+        net.events[2]
+    );
     assert!(net.has(2, established));
     assert!(
         net.has(0, |e| matches!(e, Event::ParkedExtension { call: 1, extension } if extension == "700")),
@@ -362,7 +366,10 @@ fn park_extension_that_refuses_is_a_park_failure_and_keeps_the_call() {
     assert!(net.has(2, |e| matches!(e, Event::CallIncoming { .. })));
     net.cmd(2, "hangup");
     assert!(
-        net.has(0, |e| matches!(e, Event::ParkFailed { call: 1, reason } if reason.contains("700") && reason.contains("486"))),
+        net.has(
+            0,
+            |e| matches!(e, Event::ParkFailed { call: 1, reason } if reason.contains("700") && reason.contains("486"))
+        ),
         "{:?}",
         net.events[0]
     );

@@ -6,9 +6,9 @@
 use super::account_form::AccountForm;
 use super::clipboard::Clipboard;
 use super::model::{Clock, Model, Registration};
-use super::settings::{self, AccountSettings, Settings, ThemeChoice};
 use super::notify::{self, Notifier};
 use super::secrets::{self, AtStart, SecretStore};
+use super::settings::{self, AccountSettings, Settings, ThemeChoice};
 use super::{conversation, incoming, main_window, settings_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::net::single_instance::Handover;
@@ -331,7 +331,8 @@ impl OrbitApp {
         self.settings.use_account(account.clone());
         self.save_settings();
         if save_password && let Ok(aor) = account.aor() {
-            let (store, pw, side, ctx) = (self.secrets.clone(), password.clone(), self.side_tx.clone(), self.ctx.clone());
+            let (store, pw, side, ctx) =
+                (self.secrets.clone(), password.clone(), self.side_tx.clone(), self.ctx.clone());
             self.rt.spawn_blocking(move || {
                 if let Some(notice) = secrets::remember(store.as_ref(), &aor, &pw) {
                     let _ = side.send(SideNote::Notice(notice));
@@ -525,7 +526,8 @@ impl OrbitApp {
                     }
                 }
                 Action::AddAccount => {
-                    self.form = Some(AccountForm::new(AccountSettings::default(), false).with_note(self.keyring_note()));
+                    self.form =
+                        Some(AccountForm::new(AccountSettings::default(), false).with_note(self.keyring_note()));
                     self.view.settings_open = false;
                 }
                 Action::SaveSettings => self.save_settings(),

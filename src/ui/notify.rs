@@ -138,8 +138,13 @@ mod tests {
             feed(&mut m, ev, 0.0),
             Some(Note { summary: "Incoming call from Carol".into(), body: "carol".into() })
         );
-        let ev =
-            Event::CallIncoming { call: 4, from: "sip:7001@example.com".into(), name: None, recall: None, replaces: None };
+        let ev = Event::CallIncoming {
+            call: 4,
+            from: "sip:7001@example.com".into(),
+            name: None,
+            recall: None,
+            replaces: None,
+        };
         assert_eq!(feed(&mut m, ev, 0.0).unwrap().body, "sip:7001@example.com");
         // A call replacing one we have (attended transfer into us) is not a new ring.
         let ev = Event::CallIncoming { call: 5, from: "sip:dan@x".into(), name: None, recall: None, replaces: Some(3) };
@@ -150,7 +155,8 @@ mod tests {
     fn a_returning_parked_call_says_where_from() {
         let mut m = Model::new("sip:alice@example.com");
         let recall = Some(Recall { orbit: "7001".into(), parkee: "\"Bob\" <sip:bob@example.com>".into() });
-        let ev = Event::CallIncoming { call: 9, from: "sip:park@example.com".into(), name: None, recall, replaces: None };
+        let ev =
+            Event::CallIncoming { call: 9, from: "sip:park@example.com".into(), name: None, recall, replaces: None };
         assert_eq!(
             feed(&mut m, ev, 0.0),
             Some(Note { summary: "Parked call returning from 7001".into(), body: "Bob is ringing you back".into() })

@@ -91,8 +91,7 @@ pub enum AtStart {
 }
 
 /// The form's line about where the password goes, when the keyring works.
-pub const KEPT_IN_KEYRING: &str =
-    "Your password is kept in the system keyring, never in Orbit's settings file.";
+pub const KEPT_IN_KEYRING: &str = "Your password is kept in the system keyring, never in Orbit's settings file.";
 
 /// The line shown when there is no keyring: visible on the form and as a notice.
 pub fn no_keyring_note(why: &str) -> String {
@@ -146,9 +145,10 @@ mod tests {
         assert_eq!(remember(&store, AOR, "pw1"), None);
         assert_eq!(at_start(&store, AOR, None), AtStart::SignIn("pw1".into()));
         assert_eq!(at_start(&store, AOR, Some("env-pw".into())), AtStart::SignIn("env-pw".into()));
-        assert_eq!(at_start(&store, "sip:bob@example.com", None), AtStart::Ask {
-            note: format!("Enter the password for sip:bob@example.com. {KEPT_IN_KEYRING}")
-        });
+        assert_eq!(
+            at_start(&store, "sip:bob@example.com", None),
+            AtStart::Ask { note: format!("Enter the password for sip:bob@example.com. {KEPT_IN_KEYRING}") }
+        );
         assert_eq!(availability(&store), Ok(()));
     }
 
@@ -201,7 +201,10 @@ mod tests {
             return; // we are the inner run
         }
         let have = |tool: &str| {
-            std::process::Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().is_ok_and(|o| o.status.success())
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
         };
         if !have("dbus-run-session") || !have("gnome-keyring-daemon") {
             eprintln!("skipped: dbus-run-session / gnome-keyring-daemon not installed (scripts/install-deps.sh)");

@@ -46,7 +46,9 @@ pub fn show(ctx: &egui::Context, open: &mut bool, settings: &mut Settings, actio
             let before = (settings.theme, settings.ui_scale);
             let l = ui.label("Theme");
             ui.horizontal(|ui| {
-                for (t, name) in [(ThemeChoice::System, "System"), (ThemeChoice::Light, "Light"), (ThemeChoice::Dark, "Dark")] {
+                for (t, name) in
+                    [(ThemeChoice::System, "System"), (ThemeChoice::Light, "Light"), (ThemeChoice::Dark, "Dark")]
+                {
                     ui.radio_value(&mut settings.theme, t, name);
                 }
             })
