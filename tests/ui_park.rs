@@ -112,6 +112,16 @@ impl World {
         notifier: MemoryNotifier,
         tweak: impl FnOnce(&mut ParkConfig),
     ) -> (World, Harness<'static, OrbitApp>) {
+        World::build(bob_answers, notifier, tweak, |_, _| {})
+    }
+
+    /// The full set-up; `alice` adjusts the window's account (Carol's address known).
+    fn build(
+        bob_answers: bool,
+        notifier: MemoryNotifier,
+        tweak: impl FnOnce(&mut ParkConfig),
+        alice: impl FnOnce(&mut Account, &Peer),
+    ) -> (World, Harness<'static, OrbitApp>) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let park_port = free_port();
         let listen: SocketAddr = format!("127.0.0.1:{park_port}").parse().expect("addr");
@@ -134,9 +144,11 @@ impl World {
         };
         let bob = peer(&rt, "bob", "Bob", bob_answers);
         let carol = peer(&rt, "carol", "Carol", false);
+        let mut alice_account = account("alice", "Alice", park_port, false);
+        alice(&mut alice_account, &carol);
         let alice = rt
             .block_on(phone_driver::start(PhoneConfig {
-                account: account("alice", "Alice", park_port, false),
+                account: alice_account,
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 ca_file: None,
                 audio: Default::default(),
@@ -589,4 +601,27 @@ fn settings_switch_accounts_and_theme_and_keep_them() {
     step_until(&mut h, "bob again", |h| shows_part(h, "bob@127.0.0.1: direct calls only"));
     assert!(!(h.ctx.theme() == egui::Theme::Dark));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Park mode "transfer to park extension": Carol plays the PBX's park extension.
+#[test]
+fn park_in_extension_mode_transfers_to_the_extension() {
+    let (mut w, mut h) = World::build(
+        false,
+        MemoryNotifier::default(),
+        |_| {},
+        |acc, carol| {
+            acc.park_extension = Some(carol.uri("700"));
+        },
+    );
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    step_until(&mut h, "Parking…", |h| shows(h, "Parking…"));
+    let ev = w.bob.wait(&w.rt, "the REFER to the extension", |e| matches!(e, Event::TransferRequested { .. }));
+    let Event::TransferRequested { target, .. } = ev else { unreachable!() };
+    assert!(target.starts_with("sip:700@"), "{target}");
+    w.carol.wait(&w.rt, "Bob at the park extension", |e| matches!(e, Event::CallIncoming { .. }));
+    w.carol.send(&w.rt, Command::Answer { call: None });
+    step_until(&mut h, "parked through the extension", |h| shows_part(h, "Parked through extension sip:700@"));
+    assert!(!shows(&h, "Parked on"), "no orbit in this mode");
 }

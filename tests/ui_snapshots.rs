@@ -57,7 +57,11 @@ fn parked_model() -> Model {
                 recall: None,
                 replaces: None,
             },
-            Event::CallEstablished { call: 1, party: "\"Bob\" <sip:bob@example.com>".into(), codec: Some("opus".into()) },
+            Event::CallEstablished {
+                call: 1,
+                party: "\"Bob\" <sip:bob@example.com>".into(),
+                codec: Some("opus".into()),
+            },
         ],
         T0,
     );

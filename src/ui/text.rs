@@ -152,7 +152,7 @@ pub fn park_notice(state: &ParkState, orbit: Option<&Orbit>, clock: &Clock, acco
         },
         ParkState::Failed { reason } => format!("Park failed: {}", park_failure(reason)),
         ParkState::Extension { extension } => {
-            format!("Parked through extension {extension}: the phone system announces the slot")
+            format!("Parked through extension {extension}: the phone system holds the call")
         }
     }
 }
@@ -219,6 +219,10 @@ mod tests {
             "Picked up by you at 22:42"
         );
         assert_eq!(notice(ParkState::Abandoned), "Caller hung up");
+        assert_eq!(
+            notice(ParkState::Extension { extension: "700".into() }),
+            "Parked through extension 700: the phone system holds the call"
+        );
         assert_eq!(
             notice(ParkState::Ended { reason: "nobody answered".into() }),
             "Nobody picked it up: the call was ended"
