@@ -49,6 +49,7 @@ fn account(user: &str, name: &str, park_port: u16, auto_answer: bool) -> Account
         park_uri: Some(format!("sip:park@127.0.0.1:{park_port}")),
         keepalive_secs: 0,
         park_extension: None,
+        park_attended: false,
     }
 }
 
@@ -624,4 +625,28 @@ fn park_in_extension_mode_transfers_to_the_extension() {
     w.carol.send(&w.rt, Command::Answer { call: None });
     step_until(&mut h, "parked through the extension", |h| shows_part(h, "Parked through extension sip:700@"));
     assert!(!shows(&h, "Parked on"), "no orbit in this mode");
+}
+
+/// Attended park by extension through the window: Park calls the extension (Carol plays
+/// the PBX), Complete park hands Bob over.
+#[test]
+fn attended_park_by_extension_from_the_window() {
+    let (mut w, mut h) = World::build(
+        false,
+        MemoryNotifier::default(),
+        |_| {},
+        |acc, carol| {
+            acc.park_extension = Some(carol.uri("700"));
+            acc.park_attended = true;
+        },
+    );
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    w.carol.wait(&w.rt, "the call to the extension", |e| matches!(e, Event::CallIncoming { .. }));
+    w.carol.send(&w.rt, Command::Answer { call: None });
+    step_until(&mut h, "listening for the slot", |h| shows_part(h, "listen for the slot"));
+    step_until(&mut h, "the consultation call up", |h| h.query_by_label("Complete park").is_some());
+    click(&mut h, "Complete park");
+    w.carol.wait(&w.rt, "Bob replacing Alice", |e| matches!(e, Event::CallIncoming { replaces: Some(_), .. }));
+    step_until(&mut h, "parked through the extension", |h| shows_part(h, "Parked through extension sip:700@"));
 }

@@ -31,6 +31,9 @@ pub struct Account {
     /// Park by transferring the call to this extension (Asterisk `700`, FreeSWITCH valet
     /// style) instead of asking the Orbit park service; `None` = the park service.
     pub park_extension: Option<String>,
+    /// With `park_extension`: an attended transfer (hold, call the extension so the user
+    /// hears the slot, then Park again completes) instead of a blind one.
+    pub park_attended: bool,
 }
 
 impl Account {
@@ -50,6 +53,7 @@ impl Account {
             park_uri: None,
             keepalive_secs: 0,
             park_extension: None,
+            park_attended: false,
         }
     }
 

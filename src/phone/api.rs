@@ -145,6 +145,9 @@ pub enum Event {
     /// The call was handed to a park extension (account `park_extension`, Asterisk/FreeSWITCH
     /// style): the phone system holds it now and announces or shows the slot.
     ParkedExtension { call: CallNo, extension: String },
+    /// Attended park by extension: `call` is on hold and `consult` calls the extension so
+    /// the user hears the slot; `park` on either call completes the transfer.
+    ParkConsulting { call: CallNo, consult: CallNo, extension: String },
     /// Park did not work; `reason` is readable (no free orbit, not allowed…).
     ParkFailed { call: CallNo, reason: String },
     /// An orbit became occupied (`parkee` set) or free, seen through busy-lamp.

@@ -112,6 +112,8 @@ pub struct Engine {
     pub(crate) orbit_watch: Option<super::park_client::OrbitWatch>,
     /// Calls being parked by transfer to a park extension, with the extension.
     pub(crate) ext_parks: BTreeMap<CallNo, String>,
+    /// Attended park by extension: parked call → its consultation call to the extension.
+    pub(crate) ext_consults: BTreeMap<CallNo, CallNo>,
 }
 
 impl Engine {
@@ -138,6 +140,7 @@ impl Engine {
             park_clients: Vec::new(),
             orbit_watch: None,
             ext_parks: BTreeMap::new(),
+            ext_consults: BTreeMap::new(),
         }
     }
 

@@ -67,7 +67,7 @@ impl AccountForm {
             egui::ComboBox::from_id_salt("park_mode")
                 .selected_text(park_mode_text(self.account.park_mode))
                 .show_ui(ui, |ui| {
-                    for m in [ParkMode::Service, ParkMode::Extension] {
+                    for m in [ParkMode::Service, ParkMode::Extension, ParkMode::ExtensionAttended] {
                         ui.selectable_value(&mut self.account.park_mode, m, park_mode_text(m));
                     }
                 })
@@ -78,7 +78,7 @@ impl AccountForm {
                 ParkMode::Service => {
                     Self::field(ui, "Park service", &mut self.account.park_uri, "empty: sip:park@<domain>", false);
                 }
-                ParkMode::Extension => {
+                ParkMode::Extension | ParkMode::ExtensionAttended => {
                     Self::field(ui, "Park extension", &mut self.account.park_extension, "700", false);
                 }
             }
@@ -114,5 +114,6 @@ fn park_mode_text(mode: ParkMode) -> &'static str {
     match mode {
         ParkMode::Service => "Orbit park service",
         ParkMode::Extension => "Transfer to park extension",
+        ParkMode::ExtensionAttended => "Transfer to park extension, hear the slot first",
     }
 }

@@ -89,6 +89,9 @@ pub enum ParkState {
     Failed { reason: String },
     /// Handed to the phone system's park extension (park mode "transfer to park extension").
     Extension { extension: String },
+    /// Attended park by extension: on hold while `consult` calls the extension (the user
+    /// listens for the slot); Complete park finishes it.
+    Consulting { consult: CallNo, extension: String },
 }
 
 /// The orbit a call is parked on.
@@ -122,7 +125,10 @@ pub struct Park {
 impl Park {
     /// Whether the call is still held by the service (on the orbit or ringing back).
     pub fn is_live(&self) -> bool {
-        matches!(self.state, ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. })
+        matches!(
+            self.state,
+            ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. } | ParkState::Consulting { .. }
+        )
     }
 
     /// Seconds until the next ring-back, while parked.
@@ -437,6 +443,9 @@ impl Model {
                     park.state = ParkState::Ended { reason };
                     park.ringback_at = None;
                 }
+            }
+            Event::ParkConsulting { call, consult, extension } => {
+                self.park_mut(call).state = ParkState::Consulting { consult, extension };
             }
             Event::ParkedExtension { call, extension } => {
                 let park = self.park_mut(call);

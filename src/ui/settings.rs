@@ -45,6 +45,9 @@ pub enum ParkMode {
     Service,
     /// Transfer the call to the PBX's park extension (Asterisk 700, FreeSWITCH valet park).
     Extension,
+    /// The same as an attended transfer: Park calls the extension (you hear the slot),
+    /// Complete park hands the call over.
+    ExtensionAttended,
 }
 
 impl Default for AccountSettings {
@@ -187,7 +190,7 @@ impl AccountSettings {
         if Transport::parse(&self.transport).is_none() {
             return Some("Transport must be UDP, TCP or TLS".into());
         }
-        if self.park_mode == ParkMode::Extension && self.park_extension.trim().is_empty() {
+        if self.park_mode != ParkMode::Service && self.park_extension.trim().is_empty() {
             return Some("Enter the park extension of your phone system, like 700".into());
         }
         None
@@ -224,9 +227,10 @@ impl AccountSettings {
             park_uri: opt(&self.park_uri),
             keepalive_secs: 30,
             park_extension: match self.park_mode {
-                ParkMode::Extension => opt(&self.park_extension),
+                ParkMode::Extension | ParkMode::ExtensionAttended => opt(&self.park_extension),
                 ParkMode::Service => None,
             },
+            park_attended: self.park_mode == ParkMode::ExtensionAttended,
         })
     }
 }
@@ -282,7 +286,11 @@ mod tests {
         // The extension is only used in extension mode.
         assert_eq!(rt.block_on(a.to_account(None)).unwrap().park_extension, None);
         a.park_mode = ParkMode::Extension;
-        assert_eq!(rt.block_on(a.to_account(None)).unwrap().park_extension.as_deref(), Some("700"));
+        let acc = rt.block_on(a.to_account(None)).unwrap();
+        assert_eq!((acc.park_extension.as_deref(), acc.park_attended), (Some("700"), false));
+        let attended = AccountSettings { park_mode: ParkMode::ExtensionAttended, ..a.clone() };
+        let acc = rt.block_on(attended.to_account(None)).unwrap();
+        assert_eq!((acc.park_extension.as_deref(), acc.park_attended), (Some("700"), true));
         let mut s = Settings::default();
         s.use_account(a.clone());
         let text = toml::to_string_pretty(&s).unwrap();
