@@ -572,13 +572,14 @@ fn settings_switch_accounts_and_theme_and_keep_them() {
     let dir = std::env::temp_dir().join(format!("orbit-ui-settings-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
-    let toml = "[[accounts]]\naddress = \"alice@127.0.0.1\"\nregister = false\n\n[[accounts]]\naddress = \"bob@127.0.0.1\"\nregister = false\n";
+    let toml = "ui_scale = 1.25\n\n[[accounts]]\naddress = \"alice@127.0.0.1\"\nregister = false\n\n[[accounts]]\naddress = \"bob@127.0.0.1\"\nregister = false\n";
     std::fs::write(dir.join("settings.toml"), toml).expect("settings");
     let store = MemoryStore::default();
     store.set("sip:alice@127.0.0.1", "a-pw").expect("store");
     store.set("sip:bob@127.0.0.1", "b-pw").expect("store");
     let mut h = form_app(&rt, &dir, store.clone());
     step_until(&mut h, "alice signed in", |h| shows_part(h, "alice@127.0.0.1: direct calls only"));
+    assert_eq!(h.ctx.zoom_factor(), 1.25, "the saved UI scale is applied");
 
     click(&mut h, "Settings");
     step_until(&mut h, "the settings window", |h| shows(h, "Appearance"));

@@ -47,7 +47,12 @@ impl AccountForm {
         let mut submit = false;
         egui::Grid::new("account").num_columns(2).spacing([12.0, 8.0]).show(ui, |ui| {
             Self::field(ui, "SIP address", &mut self.account.address, "alice@example.com", false);
-            let pw = Self::field(ui, "Password", &mut self.password, "kept in the system keyring", true);
+            let hint = if self.note.starts_with("No system keyring") {
+                "asked at each start"
+            } else {
+                "kept in the system keyring"
+            };
+            let pw = Self::field(ui, "Password", &mut self.password, hint, true);
             submit |= pw.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
             Self::field(ui, "Display name", &mut self.account.display_name, "Alice Smith", false);
             Self::field(ui, "Server or proxy", &mut self.account.proxy, "empty: the address's domain", false);

@@ -32,7 +32,11 @@ pub struct KeyringStore;
 
 impl KeyringStore {
     fn entry(aor: &str) -> Result<keyring::Entry, StoreError> {
-        keyring::Entry::new(SERVICE, aor).map_err(|e| StoreError::Unavailable(e.to_string()))
+        keyring::Entry::new(SERVICE, aor).map_err(|e| match e {
+            // The store could not start at all: no session bus or no Secret Service on it.
+            keyring::Error::NoDefaultStore => StoreError::Unavailable("no keyring service is running".into()),
+            e => StoreError::Unavailable(e.to_string()),
+        })
     }
 }
 
