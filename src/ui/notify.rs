@@ -201,4 +201,27 @@ mod tests {
         let why = bad.show(&note).unwrap_err();
         assert!(unavailable_notice(&why).starts_with("Desktop notifications are not available"));
     }
+
+    /// The real notifier where no notification daemon can be reached (a bus address that
+    /// does not exist): an error to report, never a panic or a hang.
+    #[test]
+    fn desktop_notifier_without_a_daemon_is_an_error() {
+        if std::env::var_os("ORBIT_NOTIFY_INNER").is_some() {
+            let started = std::time::Instant::now();
+            let r = DesktopNotifier.show(&Note { summary: "Orbit test".into(), body: "no daemon".into() });
+            assert!(r.is_err(), "{r:?}");
+            assert!(started.elapsed() < std::time::Duration::from_secs(5));
+            eprintln!("notify error: {}", r.unwrap_err());
+            return;
+        }
+        let exe = std::env::current_exe().expect("test binary");
+        let out = std::process::Command::new(exe)
+            .args(["--exact", "ui::notify::tests::desktop_notifier_without_a_daemon_is_an_error", "--nocapture"])
+            .env("ORBIT_NOTIFY_INNER", "1")
+            .env("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/orbit-test-bus")
+            .output()
+            .expect("run self");
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && text.contains("notify error:"), "{text}");
+    }
 }
