@@ -38,6 +38,11 @@ test_pkgs=(
     tshark
     xvfb imagemagick
     desktop-file-utils
+    # A session bus and a Secret Service for the keyring round-trip test, a
+    # notification-free session for the "no daemon" path.
+    dbus gnome-keyring
+    # Snapshot images of the window (egui_kittest + wgpu on Mesa's software renderers).
+    mesa-vulkan-drivers libegl-mesa0 libgbm1 libgl1-mesa-dri
 )
 
 pkgs=("${build_pkgs[@]}")

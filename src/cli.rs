@@ -81,6 +81,14 @@ pub struct CliArgs {
     /// Park service URI (default sip:park@DOMAIN).
     #[arg(long)]
     pub park_uri: Option<String>,
+    /// Park by transferring to this extension (e.g. 700 on Asterisk, a valet_park
+    /// extension on FreeSWITCH) instead of using the Orbit park service.
+    #[arg(long)]
+    pub park_extension: Option<String>,
+    /// With --park-extension: call the extension first (you hear the slot), then `park`
+    /// again completes an attended transfer.
+    #[arg(long)]
+    pub park_attended: bool,
     /// DNS server for SRV/A lookups, IP:PORT (default: the first nameserver of
     /// /etc/resolv.conf). Given, only it is asked (no system resolver). For tests.
     #[arg(long, hide = true)]
@@ -175,6 +183,8 @@ pub async fn account_from_args(args: &CliArgs) -> Result<Account, String> {
         auto_answer: args.auto_answer,
         park_uri: args.park_uri.clone(),
         keepalive_secs: args.keepalive,
+        park_extension: args.park_extension.clone().filter(|e| !e.trim().is_empty()),
+        park_attended: args.park_attended,
     })
 }
 

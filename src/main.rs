@@ -57,6 +57,10 @@ struct WindowArgs {
     /// Colour scheme: system, light or dark.
     #[arg(long)]
     theme: Option<String>,
+    /// Start a separate window even if Orbit already runs for this profile
+    /// (normally a second launch hands its URI to the running window and exits).
+    #[arg(long)]
+    new_instance: bool,
     /// A sip: or tel: URI (or number) to call once the phone is up.
     uri: Option<String>,
 }
@@ -178,7 +182,21 @@ fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::S
 }
 
 fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
+    use orbitphone::net::single_instance::{self, Instance};
     use orbitphone::ui::{self, AppOptions, OrbitApp, Start};
+    // A running window for this profile takes the URI (a clicked sip:/tel: link); we exit.
+    let mut handover = None;
+    if !args.new_instance {
+        let path = single_instance::socket_path(ui::settings::config_dir().as_deref());
+        match single_instance::claim(&path, args.uri.as_deref()) {
+            Ok(Instance::Handed) => {
+                eprintln!("orbit: handed {} to the running Orbit window", args.uri.as_deref().unwrap_or("\"show\""));
+                return Ok(());
+            }
+            Ok(Instance::First(listener)) => handover = Some(listener.serve(rt.handle())),
+            Err(e) => eprintln!("orbit: cannot check for a running window ({e}); starting anyway"),
+        }
+    }
     let password = match &args.password_env {
         Some(var) => Some(
             std::env::var(var).map_err(|_| anyhow::anyhow!("--password-env: environment variable {var} is not set"))?,
@@ -197,6 +215,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
                 transport: args.transport.clone(),
                 register: !args.no_register,
                 park_uri: args.park_uri.clone().unwrap_or_default(),
+                ..Default::default()
             };
             let account = rt.block_on(form.to_account(password)).map_err(anyhow::Error::msg)?;
             Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
@@ -239,6 +258,8 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         dial: args.uri.clone(),
         listen: args.listen,
         welcome,
+        secrets: std::sync::Arc::new(ui::secrets::KeyringStore),
+        notifier: std::sync::Arc::new(ui::notify::DesktopNotifier),
     };
     let native = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()
@@ -253,6 +274,9 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         native,
         Box::new(move |_cc| {
             let mut app = OrbitApp::new(opts);
+            if let Some(rx) = handover {
+                app.listen_for_handover(rx);
+            }
             if let Some(t) = theme {
                 app.set_theme(t);
             }

@@ -58,6 +58,8 @@ fn audio_settings_without_a_sound_card() {
         start: Start::Running { phone, registers: false },
         dial: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
+        secrets: std::sync::Arc::new(orbitphone::ui::secrets::MemoryStore::default()),
+        notifier: std::sync::Arc::new(orbitphone::ui::notify::MemoryNotifier::default()),
     });
     let mut h = Harness::builder()
         .with_size(egui::vec2(1000.0, 720.0))

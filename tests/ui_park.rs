@@ -12,8 +12,11 @@ use orbitphone::phone::account::Account;
 use orbitphone::phone::{Command, Event};
 use orbitphone::sip::transport::Transport;
 use orbitphone::ui::clipboard::MemoryClipboard;
+use orbitphone::ui::notify::MemoryNotifier;
+use orbitphone::ui::secrets::MemoryStore;
 use orbitphone::ui::{AppOptions, OrbitApp, Start};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -45,6 +48,8 @@ fn account(user: &str, name: &str, park_port: u16, auto_answer: bool) -> Account
         auto_answer,
         park_uri: Some(format!("sip:park@127.0.0.1:{park_port}")),
         keepalive_secs: 0,
+        park_extension: None,
+        park_attended: false,
     }
 }
 
@@ -95,10 +100,29 @@ struct World {
     bob: Peer,
     carol: Peer,
     clipboard: MemoryClipboard,
+    notifier: MemoryNotifier,
 }
 
 impl World {
     fn new(bob_answers: bool, tweak: impl FnOnce(&mut ParkConfig)) -> (World, Harness<'static, OrbitApp>) {
+        World::with_notifier(bob_answers, MemoryNotifier::default(), tweak)
+    }
+
+    fn with_notifier(
+        bob_answers: bool,
+        notifier: MemoryNotifier,
+        tweak: impl FnOnce(&mut ParkConfig),
+    ) -> (World, Harness<'static, OrbitApp>) {
+        World::build(bob_answers, notifier, tweak, |_, _| {})
+    }
+
+    /// The full set-up; `alice` adjusts the window's account (Carol's address known).
+    fn build(
+        bob_answers: bool,
+        notifier: MemoryNotifier,
+        tweak: impl FnOnce(&mut ParkConfig),
+        alice: impl FnOnce(&mut Account, &Peer),
+    ) -> (World, Harness<'static, OrbitApp>) {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         let park_port = free_port();
         let listen: SocketAddr = format!("127.0.0.1:{park_port}").parse().expect("addr");
@@ -121,9 +145,11 @@ impl World {
         };
         let bob = peer(&rt, "bob", "Bob", bob_answers);
         let carol = peer(&rt, "carol", "Carol", false);
+        let mut alice_account = account("alice", "Alice", park_port, false);
+        alice(&mut alice_account, &carol);
         let alice = rt
             .block_on(phone_driver::start(PhoneConfig {
-                account: account("alice", "Alice", park_port, false),
+                account: alice_account,
                 listen: "127.0.0.1:0".parse().expect("addr"),
                 ca_file: None,
                 audio: Default::default(),
@@ -138,11 +164,13 @@ impl World {
             start: Start::Running { phone: alice, registers: false },
             dial: None,
             listen: "127.0.0.1:0".parse().expect("addr"),
+            secrets: Arc::new(MemoryStore::default()),
+            notifier: Arc::new(notifier.clone()),
         });
         let harness = Harness::builder()
             .with_size(egui::vec2(1000.0, 720.0))
             .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
-        (World { rt, _park: park, park_port, bob, carol, clipboard }, harness)
+        (World { rt, _park: park, park_port, bob, carol, clipboard, notifier }, harness)
     }
 
     fn orbit_uri(&self, orbit: &str) -> String {
@@ -229,6 +257,13 @@ fn answer_park_copy_and_picked_up_by_carol() {
     let Event::CallEstablished { party, .. } = up else { unreachable!() };
     assert!(party.contains("bob"), "Carol talks to Bob: {party}");
     step_until(&mut h, "Picked up by Carol", |h| shows_part(h, "Picked up by Carol at "));
+    // Desktop notifications went out for the ring and the pickup (not for routine events).
+    step_until(&mut h, "the pickup notification", |_| {
+        w.notifier.notes().iter().any(|n| n.summary.starts_with("Picked up by Carol at "))
+    });
+    let notes = w.notifier.notes();
+    assert_eq!(notes[0].summary, "Incoming call from Bob", "{notes:?}");
+    assert_eq!(notes.len(), 2, "{notes:?}");
     assert!(!shows(&h, "Parked on"), "no longer parked");
     assert!(shows(&h, "No parked calls"));
     // The window stays until closed.
@@ -339,39 +374,94 @@ fn alice_addr(h: &Harness<'_, OrbitApp>) -> String {
 }
 
 #[test]
-fn first_run_form_signs_in_and_never_saves_the_password() {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+fn no_notification_daemon_is_said_once_in_the_window() {
+    let (mut w, mut h) = World::with_notifier(false, MemoryNotifier { fail: true, ..Default::default() }, |_| {});
+    bob_calls(&mut w, &mut h);
+    step_until(&mut h, "the notice", |h| shows_part(h, "Desktop notifications are not available"));
+    click(&mut h, "Park");
+    step_until(&mut h, "Parked on 7000", |h| shows(h, "Parked on"));
+    w.carol.send(&w.rt, Command::Dial { target: w.orbit_uri("7000") });
+    step_until(&mut h, "Picked up by Carol", |h| shows_part(h, "Picked up by Carol at "));
+    let n = h.state().model().notices.iter().filter(|n| n.starts_with("Desktop notifications")).count();
+    assert_eq!(n, 1, "said once: {:?}", h.state().model().notices);
+}
+
+fn form_app(rt: &tokio::runtime::Runtime, dir: &std::path::Path, store: MemoryStore) -> Harness<'static, OrbitApp> {
     let app = OrbitApp::new(AppOptions {
         welcome: None,
         runtime: rt.handle().clone(),
-        config_dir: Some(dir.clone()),
+        config_dir: Some(dir.to_path_buf()),
         clipboard: Box::new(MemoryClipboard::default()),
         start: Start::Saved { password: None },
         dial: None,
         listen: "127.0.0.1:0".parse().expect("addr"),
+        secrets: Arc::new(store),
+        notifier: Arc::new(MemoryNotifier::default()),
     });
     let mut h = Harness::builder()
         .with_size(egui::vec2(1000.0, 720.0))
         .build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app);
     h.step();
-    assert!(shows_part(&h, "set up your SIP account"), "no saved account: the form shows");
-    assert!(shows_part(&h, "no keyring support"), "the form says where the password goes");
-    h.check_accessibility();
-    click(&mut h, "Sign in");
-    step_until(&mut h, "a readable problem", |h| shows(h, "Enter your SIP address, like alice@example.com"));
+    h
+}
 
+/// Fill the first-run form (direct calls: no registrar here) and sign in.
+fn fill_form_and_sign_in(h: &mut Harness<'_, OrbitApp>) {
     for (label, text) in [("SIP address", "alice@127.0.0.1"), ("Password", "s3cret-pw")] {
         h.get_by_label(label).click();
         h.step();
         h.get_by_label(label).type_text(text);
         h.step();
     }
-    // Direct calls only: no registrar on this machine.
-    click(&mut h, "Register with the server (off: direct calls by IP only)");
+    click(h, "Register with the server (off: direct calls by IP only)");
+    click(h, "Sign in");
+    step_until(h, "the main window", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
+}
+
+#[test]
+fn password_goes_to_the_keyring_and_the_next_start_signs_in_without_asking() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-keyring-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let store = MemoryStore::default();
+    let mut h = form_app(&rt, &dir, store.clone());
+    assert!(shows_part(&h, "kept in the system keyring"), "the form says where the password goes");
+    fill_form_and_sign_in(&mut h);
+    step_until(&mut h, "the password in the keyring", |_| {
+        use orbitphone::ui::secrets::SecretStore;
+        store.get("sip:alice@127.0.0.1") == Ok(Some("s3cret-pw".into()))
+    });
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
+    assert!(!saved.contains("s3cret"), "the password is never written: {saved}");
+    h.state_mut().shutdown();
+    drop(h);
+    // Next start: the saved account and the keyring's password, no form.
+    let mut h = form_app(&rt, &dir, store);
+    assert!(!shows(&h, "Sign in"), "no form: the keyring had the password");
+    step_until(&mut h, "signed in", |h| shows_part(h, "direct calls only"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn first_run_form_signs_in_and_never_saves_the_password() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-form-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // This machine has no keyring: the form and the notice bar say so.
+    let mut h = form_app(&rt, &dir, MemoryStore::unavailable());
+    assert!(shows_part(&h, "set up your SIP account"), "no saved account: the form shows");
+    assert!(shows_part(&h, "No system keyring is available"), "the form says where the password goes");
+    h.check_accessibility();
     click(&mut h, "Sign in");
-    step_until(&mut h, "the main window", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
+    step_until(&mut h, "a readable problem", |h| shows(h, "Enter your SIP address, like alice@example.com"));
+    fill_form_and_sign_in(&mut h);
+    step_until(&mut h, "the no-keyring notice", |h| shows_part(h, "asks for it each time it starts"));
+    h.state_mut().shutdown();
+    drop(h);
+    // Next start asks again, saying why.
+    let h2 = form_app(&rt, &dir, MemoryStore::unavailable());
+    assert!(shows(&h2, "Sign in") && shows_part(&h2, "No system keyring is available"));
+    drop(h2);
     let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("settings saved");
     assert!(saved.contains("alice@127.0.0.1"), "{saved}");
     assert!(!saved.contains("s3cret"), "the password is never written: {saved}");
@@ -409,4 +499,155 @@ fn decline_from_the_popup() {
     w.bob.wait(&w.rt, "the call declined", |e| matches!(e, Event::CallEnded { .. }));
     step_until(&mut h, "the popup gone", |h| !shows(h, "Bob is calling"));
     step_until(&mut h, "a declined call", |h| shows_part(h, "declined"));
+}
+
+#[test]
+fn sip_trace_window_shows_the_messages_and_copies_them_all() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "SIP trace");
+    step_until(&mut h, "the trace window", |h| shows_part(h, "messages (the last"));
+    step_until(&mut h, "Bob's INVITE in the list", |h| shows_part(h, "INVITE sip:alice@"));
+    h.check_accessibility();
+    click(&mut h, "Copy all");
+    let text = w.clipboard.text().expect("copied");
+    assert!(text.contains("received from udp:127.0.0.1:"), "{text}");
+    assert!(text.contains("\nINVITE sip:alice@") && text.contains("\nSIP/2.0 200 OK"), "{text}");
+    step_until(&mut h, "the copied notice", |h| shows_part(h, "SIP trace copied"));
+}
+
+/// Two processes: this test's window is the running instance; the real `orbitphone`
+/// binary launched with Bob's URI (as a clicked link would) hands it over and exits, and
+/// the window calls Bob.
+#[test]
+fn a_second_launch_hands_its_uri_to_the_running_window() {
+    use orbitphone::net::single_instance::{self, Instance};
+    let (mut w, mut h) = World::new(false, |_| {});
+    let dir = std::env::temp_dir().join(format!("orbit-si-ui-{}", std::process::id()));
+    let config = dir.join("config");
+    std::fs::create_dir_all(&config).expect("temp dir");
+    let path = single_instance::socket_path_in(&dir, Some(&config));
+    let Ok(Instance::First(listener)) = single_instance::claim(&path, None) else { panic!("first instance") };
+    h.state_mut().listen_for_handover(listener.serve(w.rt.handle()));
+    h.step();
+
+    let second = |uri: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_orbitphone"))
+            .arg(uri)
+            .env("ORBIT_RUNTIME_DIR", &dir)
+            .env("ORBIT_CONFIG_DIR", &config)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .output()
+            .expect("run orbitphone")
+    };
+    let bob = w.bob.uri("bob");
+    let out = second(&bob);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the second launch exits cleanly: {stderr}");
+    assert!(stderr.contains("handed"), "{stderr}");
+    // The window dials on its next frame (the hand-over woke it).
+    step_until(&mut h, "the call to Bob", |h| shows(h, "Call with bob"));
+    w.bob.wait(&w.rt, "the handed-over call", |e| matches!(e, Event::CallIncoming { .. }));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn mute_button_follows_the_engine() {
+    let (mut w, mut h) = World::new(false, |_| {});
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Mute");
+    // The label changes only once the engine reported the call muted.
+    step_until(&mut h, "Unmute", |h| shows(h, "Unmute"));
+    assert!(h.state().model().calls.values().any(|c| c.muted));
+    click(&mut h, "Unmute");
+    step_until(&mut h, "Mute again", |h| shows(h, "Mute") && !shows(h, "Unmute"));
+    assert!(h.state().model().calls.values().all(|c| !c.muted));
+}
+
+#[test]
+fn settings_switch_accounts_and_theme_and_keep_them() {
+    use orbitphone::ui::secrets::SecretStore;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = std::env::temp_dir().join(format!("orbit-ui-settings-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let toml = "ui_scale = 1.25\n\n[[accounts]]\naddress = \"alice@127.0.0.1\"\nregister = false\n\n[[accounts]]\naddress = \"bob@127.0.0.1\"\nregister = false\n";
+    std::fs::write(dir.join("settings.toml"), toml).expect("settings");
+    let store = MemoryStore::default();
+    store.set("sip:alice@127.0.0.1", "a-pw").expect("store");
+    store.set("sip:bob@127.0.0.1", "b-pw").expect("store");
+    let mut h = form_app(&rt, &dir, store.clone());
+    step_until(&mut h, "alice signed in", |h| shows_part(h, "alice@127.0.0.1: direct calls only"));
+    assert_eq!(h.ctx.zoom_factor(), 1.25, "the saved UI scale is applied");
+
+    click(&mut h, "Settings");
+    step_until(&mut h, "the settings window", |h| shows(h, "Appearance"));
+    h.check_accessibility();
+    click(&mut h, "Use bob@127.0.0.1");
+    step_until(&mut h, "bob signed in", |h| shows_part(h, "bob@127.0.0.1: direct calls only"));
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("saved");
+    assert!(saved.find("bob@").expect("bob") < saved.find("alice@").expect("alice"), "bob is first now: {saved}");
+
+    click(&mut h, "Settings");
+    click(&mut h, "Dark");
+    step_until(&mut h, "dark visuals", |h| h.ctx.theme() == egui::Theme::Dark);
+    click(&mut h, "Light");
+    step_until(&mut h, "light visuals", |h| !(h.ctx.theme() == egui::Theme::Dark));
+    let saved = std::fs::read_to_string(dir.join("settings.toml")).expect("saved");
+    assert!(saved.contains("theme = \"light\""), "{saved}");
+    h.state_mut().shutdown();
+    drop(h);
+    // The next start uses bob and the light theme.
+    let mut h = form_app(&rt, &dir, store);
+    step_until(&mut h, "bob again", |h| shows_part(h, "bob@127.0.0.1: direct calls only"));
+    assert!(!(h.ctx.theme() == egui::Theme::Dark));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Park mode "transfer to park extension": Carol plays the PBX's park extension.
+#[test]
+fn park_in_extension_mode_transfers_to_the_extension() {
+    let (mut w, mut h) = World::build(
+        false,
+        MemoryNotifier::default(),
+        |_| {},
+        |acc, carol| {
+            acc.park_extension = Some(carol.uri("700"));
+        },
+    );
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    step_until(&mut h, "Parking…", |h| shows(h, "Parking…"));
+    let ev = w.bob.wait(&w.rt, "the REFER to the extension", |e| matches!(e, Event::TransferRequested { .. }));
+    let Event::TransferRequested { target, .. } = ev else { unreachable!() };
+    assert!(target.starts_with("sip:700@"), "{target}");
+    w.carol.wait(&w.rt, "Bob at the park extension", |e| matches!(e, Event::CallIncoming { .. }));
+    w.carol.send(&w.rt, Command::Answer { call: None });
+    step_until(&mut h, "parked through the extension", |h| shows_part(h, "Parked through extension sip:700@"));
+    assert!(!shows(&h, "Parked on"), "no orbit in this mode");
+}
+
+/// Attended park by extension through the window: Park calls the extension (Carol plays
+/// the PBX), Complete park hands Bob over.
+#[test]
+fn attended_park_by_extension_from_the_window() {
+    let (mut w, mut h) = World::build(
+        false,
+        MemoryNotifier::default(),
+        |_| {},
+        |acc, carol| {
+            acc.park_extension = Some(carol.uri("700"));
+            acc.park_attended = true;
+        },
+    );
+    bob_calls(&mut w, &mut h);
+    click(&mut h, "Park");
+    w.carol.wait(&w.rt, "the call to the extension", |e| matches!(e, Event::CallIncoming { .. }));
+    w.carol.send(&w.rt, Command::Answer { call: None });
+    step_until(&mut h, "listening for the slot", |h| shows_part(h, "listen for the slot"));
+    step_until(&mut h, "the consultation call up", |h| h.query_by_label("Complete park").is_some());
+    click(&mut h, "Complete park");
+    w.carol.wait(&w.rt, "Bob replacing Alice", |e| matches!(e, Event::CallIncoming { replaces: Some(_), .. }));
+    step_until(&mut h, "parked through the extension", |h| shows_part(h, "Parked through extension sip:700@"));
 }

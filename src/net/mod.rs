@@ -9,6 +9,8 @@ pub mod music_task;
 pub mod park_driver;
 pub mod phone_driver;
 pub mod serve;
+pub mod single_instance;
 pub mod sip_socket;
+pub mod sip_trace;
 pub mod sound_card;
 pub mod tls;

@@ -5,6 +5,7 @@
 use super::audio_device;
 use super::media_task::{AudioIo, MediaCommand, MediaEvent, MediaHandle, bind_rtp_pair};
 use super::sip_socket::{Inbound, SipSockets};
+use super::sip_trace::SipTrace;
 use super::sound_card::SoundEvent;
 use super::tls::TlsClient;
 use crate::phone::account::Account;
@@ -38,6 +39,8 @@ pub struct PhoneHandle {
     pub events: mpsc::Receiver<Event>,
     /// Bound SIP addresses.
     pub local: HashMap<Transport, SocketAddr>,
+    /// The last SIP messages sent and received (the window's "SIP trace").
+    pub trace: SipTrace,
 }
 
 /// The address to advertise in SDP and Contact when bound to 0.0.0.0: the source
@@ -88,22 +91,32 @@ pub async fn start(cfg: PhoneConfig) -> Result<PhoneHandle, String> {
         output: cfg.audio.output_device.clone(),
         ring: cfg.audio.ring_device.clone(),
     };
-    tokio::spawn(run(engine, sockets, in_rx, cmd_rx, ev_tx, media, media_ev_rx, ip, devices));
-    Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local })
+    let trace = SipTrace::default();
+    let io =
+        Io { sockets, inbound: in_rx, media, media_events: media_ev_rx, media_ip: ip, trace: trace.clone(), devices };
+    tokio::spawn(run(engine, io, cmd_rx, ev_tx));
+    Ok(PhoneHandle { commands: cmd_tx, events: ev_rx, local, trace })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run(
-    mut engine: Engine,
-    mut sockets: SipSockets,
-    mut inbound: mpsc::Receiver<Inbound>,
-    mut commands: mpsc::Receiver<Command>,
-    events: mpsc::Sender<Event>,
+/// The driver's side of a running phone: sockets, media, the trace.
+struct Io {
+    sockets: SipSockets,
+    inbound: mpsc::Receiver<Inbound>,
     media: MediaHandle,
-    mut media_events: mpsc::Receiver<MediaEvent>,
+    media_events: mpsc::Receiver<MediaEvent>,
     media_ip: IpAddr,
-    mut devices: AudioChoice,
-) {
+    trace: SipTrace,
+    /// The sound devices chosen so far.
+    devices: AudioChoice,
+}
+
+/// Wall-clock Unix seconds for the trace.
+fn unix_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+async fn run(mut engine: Engine, io: Io, mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<Event>) {
+    let Io { mut sockets, mut inbound, media, mut media_events, media_ip, trace, mut devices } = io;
     engine.start(Instant::now());
     let mut ringing = Ringing::default();
     let mut commands_open = true;
@@ -111,6 +124,7 @@ async fn run(
         while let Some(out) = engine.poll_output() {
             match out {
                 Output::Transmit { to, bytes } => {
+                    trace.record(unix_now(), true, to, &bytes);
                     if let Err(e) = sockets.send(to, bytes).await {
                         tracing::warn!("{e}");
                         // Fail what waits on that peer now, with the real reason, rather
@@ -147,9 +161,15 @@ async fn run(
         }
         let deadline = engine.poll_timeout().map(tokio::time::Instant::from_std);
         tokio::select! {
-            Some(msg) = inbound.recv() => engine.handle_datagram(Instant::now(), &msg.data, msg.source),
+            Some(msg) = inbound.recv() => {
+                trace.record(unix_now(), false, msg.source, &msg.data);
+                engine.handle_datagram(Instant::now(), &msg.data, msg.source)
+            }
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(cmd) => match cmd {
+                    Command::Trace => {
+                        let _ = events.send(Event::SipTrace { messages: trace.snapshot() }).await;
+                    }
                     Command::ListAudioDevices => {
                         let events = events.clone();
                         tokio::spawn(async move {

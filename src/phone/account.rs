@@ -28,6 +28,12 @@ pub struct Account {
     pub park_uri: Option<String>,
     /// Interval of OPTIONS keepalives on UDP, 0 = off.
     pub keepalive_secs: u64,
+    /// Park by transferring the call to this extension (Asterisk `700`, FreeSWITCH valet
+    /// style) instead of asking the Orbit park service; `None` = the park service.
+    pub park_extension: Option<String>,
+    /// With `park_extension`: an attended transfer (hold, call the extension so the user
+    /// hears the slot, then Park again completes) instead of a blind one.
+    pub park_attended: bool,
 }
 
 impl Account {
@@ -46,6 +52,8 @@ impl Account {
             auto_answer: false,
             park_uri: None,
             keepalive_secs: 0,
+            park_extension: None,
+            park_attended: false,
         }
     }
 

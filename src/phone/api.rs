@@ -43,6 +43,9 @@ pub enum Command {
     TestTone,
     /// Report the microphone level ([`Event::AudioLevel`]) while `on`.
     AudioMeter { on: bool },
+    /// Report the last SIP messages sent and received (answered by the driver with
+    /// [`Event::SipTrace`]; the engine itself ignores it).
+    Trace,
     /// Un-register, end calls, stop.
     Quit,
 }
@@ -133,8 +136,21 @@ pub struct CallStats {
 // equality is reflexive and `Event` can keep deriving `Eq`.
 impl Eq for CallStats {}
 
+/// One SIP message in the trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceMessage {
+    /// Unix time, seconds.
+    pub at: f64,
+    /// `sent` or `received`.
+    pub direction: &'static str,
+    /// The other end, `udp:127.0.0.1:5060`.
+    pub peer: String,
+    /// The message as on the wire (lossy UTF-8).
+    pub text: String,
+}
+
 /// What the engine reports.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// The account is registered.
@@ -195,6 +211,12 @@ pub enum Event {
     ParkAbandoned { call: CallNo },
     /// The park is over for another reason (disconnected, service stopped).
     ParkEnded { call: CallNo, reason: String },
+    /// The call was handed to a park extension (account `park_extension`, Asterisk/FreeSWITCH
+    /// style): the phone system holds it now and announces or shows the slot.
+    ParkedExtension { call: CallNo, extension: String },
+    /// Attended park by extension: `call` is on hold and `consult` calls the extension so
+    /// the user hears the slot; `park` on either call completes the transfer.
+    ParkConsulting { call: CallNo, consult: CallNo, extension: String },
     /// Park did not work; `reason` is readable (no free orbit, not allowed…).
     ParkFailed { call: CallNo, reason: String },
     /// An orbit became occupied (`parkee` set) or free, seen through busy-lamp.
@@ -206,6 +228,8 @@ pub enum Event {
     },
     /// Answer to `status`.
     Status { account: String, registered: bool, calls: Vec<CallStatus> },
+    /// Answer to `trace`: the last SIP messages, oldest first.
+    SipTrace { messages: Vec<TraceMessage> },
     /// Something went wrong with a command or a call; the engine goes on.
     Error {
         message: String,
@@ -285,10 +309,11 @@ impl Command {
                 Some("off") => Command::AudioMeter { on: false },
                 Some(other) => return Err(format!("meter: {other:?} is not on or off")),
             },
+            "trace" => Command::Trace,
             "quit" | "exit" => Command::Quit,
             other => {
                 return Err(format!(
-                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, devices, audio-device, test-tone, meter, quit)"
+                    "unknown command {other:?} (try dial, answer, hangup, hold, resume, mute, unmute, dtmf, transfer, transfer-attended, park, retrieve, watch-orbits, status, devices, audio-device, test-tone, meter, trace, quit)"
                 ));
             }
         };

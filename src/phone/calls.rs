@@ -339,6 +339,7 @@ impl Engine {
         call.state = CallState::Ended;
         self.out.push_back(Output::MediaStop { call: no });
         self.emit(Event::CallEnded { call: no, reason: reason.to_string() });
+        self.ext_consult_ended(no, reason);
         self.timers.remove(&Timer::ReInviteRetry(no));
         // Ended calls are kept only while the transaction layer may still need them.
         let ended: Vec<CallNo> = self.calls.values().filter(|c| c.state == CallState::Ended).map(|c| c.no).collect();

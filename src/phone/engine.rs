@@ -110,6 +110,10 @@ pub struct Engine {
     pub(crate) stopped: bool,
     pub(crate) park_clients: Vec<super::park_client::ParkClient>,
     pub(crate) orbit_watch: Option<super::park_client::OrbitWatch>,
+    /// Calls being parked by transfer to a park extension, with the extension.
+    pub(crate) ext_parks: BTreeMap<CallNo, String>,
+    /// Attended park by extension: parked call → its consultation call to the extension.
+    pub(crate) ext_consults: BTreeMap<CallNo, CallNo>,
 }
 
 impl Engine {
@@ -135,6 +139,8 @@ impl Engine {
             stopped: false,
             park_clients: Vec::new(),
             orbit_watch: None,
+            ext_parks: BTreeMap::new(),
+            ext_consults: BTreeMap::new(),
         }
     }
 
@@ -248,7 +254,15 @@ impl Engine {
             }
             Command::TransferAttended { a, b } => self.attended_transfer(now, a, b),
             Command::Park { call } => {
-                self.with_call(call, |e, c| e.park(now, c), |c| c.state == CallState::Established)
+                let ext = self.account.park_extension.clone();
+                self.with_call(
+                    call,
+                    |e, c| match &ext {
+                        Some(ext) => e.park_via_extension(now, c, ext),
+                        None => e.park(now, c),
+                    },
+                    |c| c.state == CallState::Established,
+                )
             }
             Command::WatchOrbits => self.watch_orbits(now),
             Command::Status => {
@@ -268,6 +282,8 @@ impl Engine {
                 let registered = matches!(self.reg, RegState::Registered { .. });
                 self.emit(Event::Status { account: self.account.aor.clone(), registered, calls });
             }
+            // The driver keeps the SIP trace and answers this itself.
+            Command::Trace => {}
             Command::Quit => self.stop(now),
             // Sound devices belong to the driver, which answers these before the engine sees them.
             Command::ListAudioDevices

@@ -7,6 +7,7 @@ pub mod call;
 mod calls;
 pub mod engine;
 mod park_client;
+mod park_extension;
 pub mod session;
 mod transfer;
 

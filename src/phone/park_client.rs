@@ -210,7 +210,7 @@ impl Engine {
 
     /// Whether a call has a park in progress or done (its end reads "parked").
     pub(crate) fn is_parked_call(&self, no: CallNo) -> bool {
-        self.park_clients.iter().any(|p| p.call == no && !p.failed)
+        self.park_clients.iter().any(|p| p.call == no && !p.failed) || self.ext_parks.contains_key(&no)
     }
 }
 

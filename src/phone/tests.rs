@@ -350,3 +350,126 @@ fn media_stats_are_reported_and_shown_in_status() {
     let json = serde_json::to_string(net.events[1].last().unwrap()).unwrap();
     assert!(json.contains(r#""event":"status""#) && !json.contains("stats"), "{json}");
 }
+
+/// Alice (park extension `700` on a "PBX" at :5064) in a call with Bob.
+fn call_up_with_park_extension(pbx_answers: bool) -> SimNet {
+    let mut net = SimNet::new();
+    let mut alice = crate::sim::account("alice");
+    // The domain is the PBX, so "700" completes to sip:700@127.0.0.1:5064.
+    alice.aor = "sip:alice@127.0.0.1:5064".into();
+    alice.park_extension = Some("700".into());
+    net.add(alice, 5060);
+    net.add(account("bob", 5062), 5062);
+    let mut pbx = crate::sim::account("700");
+    pbx.auto_answer = pbx_answers;
+    net.add(pbx, 5064);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    net.cmd(1, "answer");
+    assert!(net.has(0, established));
+    net
+}
+
+#[test]
+fn park_in_extension_mode_transfers_to_the_extension() {
+    let mut net = call_up_with_park_extension(true);
+    net.cmd(0, "park");
+    assert!(net.has(0, |e| matches!(e, Event::ParkPending { call: 1 })), "{:?}", net.events[0]);
+    // Bob was REFERred to the extension, not to the park service.
+    assert!(
+        net.has(1, |e| matches!(e, Event::TransferRequested { target, .. } if target == "sip:700@127.0.0.1:5064")),
+        "{:?}",
+        net.events[1]
+    );
+    assert!(
+        net.has(2, |e| matches!(e, Event::CallIncoming { from, .. } if from.contains("bob"))),
+        "{:?}",
+        net.events[2]
+    );
+    assert!(net.has(2, established));
+    assert!(
+        net.has(0, |e| matches!(e, Event::ParkedExtension { call: 1, extension } if extension == "700")),
+        "{:?}",
+        net.events[0]
+    );
+    assert!(net.events[0].iter().filter_map(ended).any(|r| r == "parked"), "{:?}", net.events[0]);
+    assert!(!net.has(0, |e| matches!(e, Event::ParkFailed { .. })));
+}
+
+#[test]
+fn park_extension_that_refuses_is_a_park_failure_and_keeps_the_call() {
+    let mut net = call_up_with_park_extension(false);
+    net.cmd(0, "park");
+    assert!(net.has(2, |e| matches!(e, Event::CallIncoming { .. })));
+    net.cmd(2, "hangup");
+    assert!(
+        net.has(
+            0,
+            |e| matches!(e, Event::ParkFailed { call: 1, reason } if reason.contains("700") && reason.contains("486"))
+        ),
+        "{:?}",
+        net.events[0]
+    );
+    assert!(net.events[0].iter().filter_map(ended).next().is_none(), "alice keeps her call: {:?}", net.events[0]);
+    assert!(!net.has(0, |e| matches!(e, Event::ParkedExtension { .. })));
+}
+
+#[test]
+fn attended_park_by_extension_lets_the_user_hear_the_slot_then_completes() {
+    let mut net = SimNet::new();
+    let mut alice = crate::sim::account("alice");
+    alice.aor = "sip:alice@127.0.0.1:5064".into();
+    alice.park_extension = Some("700".into());
+    alice.park_attended = true;
+    net.add(alice, 5060);
+    net.add(account("bob", 5062), 5062);
+    let mut pbx = crate::sim::account("700");
+    pbx.auto_answer = true;
+    net.add(pbx, 5064);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    net.cmd(1, "answer");
+    net.cmd(0, "park");
+    // Bob is held, the PBX's extension answers Alice (she hears the slot): nothing moved yet.
+    assert!(net.has(1, |e| matches!(e, Event::CallHeld { by: "remote", .. })), "{:?}", net.events[1]);
+    assert!(
+        net.has(0, |e| matches!(e, Event::ParkConsulting { call: 1, consult: 2, extension } if extension == "700")),
+        "{:?}",
+        net.events[0]
+    );
+    assert_eq!(net.events[2].iter().filter(|e| established(e)).count(), 1);
+    assert!(!net.has(1, |e| matches!(e, Event::TransferRequested { .. })));
+    // Park again, on the consultation call: attended transfer, Bob replaces Alice at the PBX.
+    net.cmd(0, "park 2");
+    // A second press while the transfer runs changes nothing.
+    net.cmd(0, "park 1");
+    assert!(net.has(2, |e| matches!(e, Event::CallIncoming { replaces: Some(_), .. })), "{:?}", net.events[2]);
+    assert!(
+        net.has(0, |e| matches!(e, Event::ParkedExtension { call: 1, extension } if extension == "700")),
+        "{:?}",
+        net.events[0]
+    );
+    assert!(!net.has(0, |e| matches!(e, Event::ParkFailed { .. })), "{:?}", net.events[0]);
+    assert_eq!(net.events[0].iter().filter_map(ended).count(), 2, "both of alice's calls end: {:?}", net.events[0]);
+}
+
+#[test]
+fn attended_park_fails_readably_when_the_extension_hangs_up() {
+    let mut net = SimNet::new();
+    let mut alice = crate::sim::account("alice");
+    alice.aor = "sip:alice@127.0.0.1:5064".into();
+    alice.park_extension = Some("700".into());
+    alice.park_attended = true;
+    net.add(alice, 5060);
+    net.add(account("bob", 5062), 5062);
+    net.add(crate::sim::account("700"), 5064);
+    net.cmd(0, "dial sip:bob@127.0.0.1:5062");
+    net.cmd(1, "answer");
+    net.cmd(0, "park");
+    net.cmd(2, "hangup");
+    assert!(
+        net.has(0, |e| matches!(e, Event::ParkFailed { call: 1, reason } if reason.contains("700") && reason.contains("on hold"))),
+        "{:?}",
+        net.events[0]
+    );
+    // The call with Bob is still there (on hold), and parking can start over.
+    assert_eq!(net.events[0].iter().filter_map(ended).count(), 1, "{:?}", net.events[0]);
+}

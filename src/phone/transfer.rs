@@ -117,6 +117,7 @@ impl Engine {
         }
         self.emit(Event::TransferProgress { call, status, reason: message::status_text(resp) });
         if status >= 300 {
+            self.ext_park_outcome(call, status, &message::status_text(resp));
             // The transfer failed: keep the call as it was rather than drop it.
             if let Some(c) = self.calls.get_mut(&call) {
                 c.transfer = None;
@@ -133,11 +134,12 @@ impl Engine {
         }
         self.reply(now, &key, &req, 200, vec![]);
         let Some((status, reason)) = sipfrag_status(&req.body_text()) else { return };
-        self.emit(Event::TransferProgress { call: no, status, reason });
+        self.emit(Event::TransferProgress { call: no, status, reason: reason.clone() });
         if status < 200 {
             return;
         }
         let other = self.calls.get(&no).and_then(|c| c.transfer);
+        self.ext_park_outcome(no, status, &reason);
         if (200..300).contains(&status) {
             let reason = if self.is_parked_call(no) { "parked" } else { "transferred" };
             self.hangup(now, no, reason);

@@ -6,15 +6,19 @@
 use super::account_form::AccountForm;
 use super::clipboard::Clipboard;
 use super::model::{Clock, Model, Registration};
+use super::notify::{self, Notifier};
+use super::secrets::{self, AtStart, SecretStore};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
-use super::{audio_settings, conversation, incoming, main_window};
+use super::{audio_settings, conversation, incoming, main_window, settings_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
+use crate::net::single_instance::Handover;
 use crate::phone::api::{AudioRole, CallNo, Command, Event};
 use crate::sip::transport::Transport;
 use eframe::egui;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,6 +45,20 @@ pub enum Action {
     CloseAudioSettings,
     /// Use and remember a sound device for `role` (`None`: the default).
     ChooseAudio { role: AudioRole, device: Option<String> },
+    /// Open the SIP trace window.
+    ShowTrace,
+    /// Put the whole SIP trace on the clipboard.
+    CopyTrace(String),
+    /// Open the Settings window.
+    ShowSettings,
+    /// Sign in with the saved account at this index.
+    SwitchAccount(usize),
+    /// Forget the saved account at this index (not the one in use).
+    RemoveAccount(usize),
+    /// Open the account form for a new account.
+    AddAccount,
+    /// Theme or scale changed: save the settings.
+    SaveSettings,
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -62,6 +80,10 @@ pub struct ViewState {
     pub focus_dial: bool,
     /// The audio settings window is open.
     pub audio_open: bool,
+    /// The SIP trace window is open.
+    pub trace_open: bool,
+    /// The Settings window is open.
+    pub settings_open: bool,
 }
 
 /// How the app gets its engine.
@@ -92,6 +114,19 @@ pub struct AppOptions {
     pub listen: SocketAddr,
     /// A first notice to show (the local mode explains itself).
     pub welcome: Option<String>,
+    /// Where account passwords are kept (the OS keyring; memory in tests).
+    pub secrets: Arc<dyn SecretStore>,
+    /// Where desktop notifications go (the desktop's daemon; memory in tests).
+    pub notifier: Arc<dyn Notifier>,
+}
+
+/// What background helpers (keyring, notifications) report back to the window.
+#[derive(Debug)]
+enum SideNote {
+    /// Show this in the notice bar.
+    Notice(String),
+    /// A desktop notification could not be shown; why.
+    NotifyFailed(String),
 }
 
 /// The engine as the window sees it.
@@ -122,6 +157,20 @@ pub struct OrbitApp {
     applied_style: Option<(ThemeChoice, f32)>,
     /// Where the running engine's SIP sockets are bound.
     local: HashMap<Transport, SocketAddr>,
+    secrets: Arc<dyn SecretStore>,
+    notifier: Arc<dyn Notifier>,
+    /// Notifications failed once (told the user); no more are tried.
+    notify_failed: bool,
+    side_tx: mpsc::UnboundedSender<SideNote>,
+    side_rx: mpsc::UnboundedReceiver<SideNote>,
+    /// The window's context once drawn, so background helpers can wake it.
+    ctx: Option<egui::Context>,
+    /// The running phone's SIP trace.
+    trace: Option<crate::net::sip_trace::SipTrace>,
+    /// URIs handed over by later launches (`orbitphone sip:…` while we run).
+    handover: Option<mpsc::UnboundedReceiver<Handover>>,
+    /// The same, forwarded so that each wakes the window.
+    handover_rx: Option<mpsc::UnboundedReceiver<Handover>>,
 }
 
 impl OrbitApp {
@@ -142,6 +191,7 @@ impl OrbitApp {
         if let Some(e) = settings_error {
             model.notice(format!("Your settings could not be read ({e}); please enter the account again."));
         }
+        let (side_tx, side_rx) = mpsc::unbounded_channel();
         let mut app = OrbitApp {
             rt: opts.runtime,
             model,
@@ -155,13 +205,35 @@ impl OrbitApp {
             listen: opts.listen,
             applied_style: None,
             local: HashMap::new(),
+            secrets: opts.secrets,
+            notifier: opts.notifier,
+            notify_failed: false,
+            side_tx,
+            side_rx,
+            ctx: None,
+            trace: None,
+            handover: None,
+            handover_rx: None,
         };
         match opts.start {
-            Start::Form => app.form = Some(AccountForm::new(app.settings.account().cloned().unwrap_or_default(), true)),
-            Start::Saved { password } => match (app.settings.account().cloned(), password) {
-                (Some(acc), Some(pw)) => app.sign_in(acc, pw),
-                (Some(acc), None) => app.form = Some(AccountForm::new(acc, false)),
-                (None, _) => app.form = Some(AccountForm::new(AccountSettings::default(), true)),
+            Start::Form => {
+                let acc = app.settings.account().cloned().unwrap_or_default();
+                app.form = Some(AccountForm::new(acc, true).with_note(app.keyring_note()));
+            }
+            Start::Saved { password } => match app.settings.account().cloned() {
+                Some(acc) => match secrets::at_start(app.secrets.as_ref(), &acc.aor().unwrap_or_default(), password) {
+                    AtStart::SignIn(pw) => app.sign_in(acc, pw, false),
+                    AtStart::Ask { note } => {
+                        if note.starts_with("No system keyring") {
+                            app.model.notice(note.clone());
+                        }
+                        app.form = Some(AccountForm::new(acc, false).with_note(note));
+                    }
+                },
+                None => {
+                    let note = app.keyring_note();
+                    app.form = Some(AccountForm::new(AccountSettings::default(), true).with_note(note));
+                }
             },
             Start::Account(mut cfg) => {
                 if cfg.audio.sound_card && cfg.audio.input_device.is_none() && cfg.audio.output_device.is_none() {
@@ -189,6 +261,47 @@ impl OrbitApp {
         app
     }
 
+    /// Dial what later launches hand over (see [`crate::net::single_instance`]).
+    pub fn listen_for_handover(&mut self, rx: mpsc::UnboundedReceiver<Handover>) {
+        self.handover = Some(rx);
+    }
+
+    /// Start forwarding hand-overs so each wakes the window (needs the context).
+    fn forward_handover(&mut self, ctx: &egui::Context) {
+        let Some(mut rx) = self.handover.take() else { return };
+        let (tx, out) = mpsc::unbounded_channel();
+        let ctx = ctx.clone();
+        self.rt.spawn(async move {
+            while let Some(h) = rx.recv().await {
+                if tx.send(h).is_err() {
+                    break;
+                }
+                ctx.request_repaint();
+            }
+        });
+        self.handover_rx = Some(out);
+    }
+
+    /// Carry out hand-overs that arrived: dial (now, or once the engine runs) and come forward.
+    fn take_handovers(&mut self, ctx: &egui::Context) {
+        let mut got = Vec::new();
+        if let Some(rx) = &mut self.handover_rx {
+            while let Ok(h) = rx.try_recv() {
+                got.push(h);
+            }
+        }
+        for h in got {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+            if let Handover::Dial(target) = h {
+                if matches!(self.engine, Engine::Running { .. }) {
+                    self.send(Command::Dial { target });
+                } else {
+                    self.pending_dial = Some(target);
+                }
+            }
+        }
+    }
+
     /// Use this colour scheme for this run (not saved).
     pub fn set_theme(&mut self, theme: ThemeChoice) {
         self.settings.theme = theme;
@@ -214,12 +327,38 @@ impl OrbitApp {
         self.engine = Engine::Starting(rx);
     }
 
-    fn sign_in(&mut self, account: AccountSettings, password: String) {
-        self.settings.use_account(account.clone());
+    /// Write `settings.toml` (when the app has a config dir); a failure is a notice.
+    fn save_settings(&mut self) {
         if let Some(dir) = &self.config_dir
             && let Err(e) = self.settings.save(dir)
         {
             self.model.notice(format!("Settings not saved: {e}"));
+        }
+    }
+
+    /// The account form's line about the password: kept in the keyring, or why not.
+    fn keyring_note(&self) -> String {
+        match secrets::availability(self.secrets.as_ref()) {
+            Ok(()) => secrets::KEPT_IN_KEYRING.to_string(),
+            Err(why) => secrets::no_keyring_note(&why),
+        }
+    }
+
+    /// Sign in; `save_password` puts the password in the keyring (off the UI thread).
+    fn sign_in(&mut self, account: AccountSettings, password: String, save_password: bool) {
+        self.settings.use_account(account.clone());
+        self.save_settings();
+        if save_password && let Ok(aor) = account.aor() {
+            let (store, pw, side, ctx) =
+                (self.secrets.clone(), password.clone(), self.side_tx.clone(), self.ctx.clone());
+            self.rt.spawn_blocking(move || {
+                if let Some(notice) = secrets::remember(store.as_ref(), &aor, &pw) {
+                    let _ = side.send(SideNote::Notice(notice));
+                    if let Some(ctx) = ctx {
+                        ctx.request_repaint();
+                    }
+                }
+            });
         }
         self.stop_engine();
         self.model.account = account.aor().unwrap_or_default();
@@ -243,8 +382,31 @@ impl OrbitApp {
         self.engine = Engine::Off;
     }
 
+    /// Show a desktop notification, off the UI thread (a D-Bus round trip).
+    fn notify(&mut self, note: notify::Note) {
+        let (notifier, side, ctx) = (self.notifier.clone(), self.side_tx.clone(), self.ctx.clone());
+        self.rt.spawn_blocking(move || {
+            if let Err(why) = notifier.show(&note) {
+                let _ = side.send(SideNote::NotifyFailed(why));
+                if let Some(ctx) = ctx {
+                    ctx.request_repaint();
+                }
+            }
+        });
+    }
+
     /// Take what the engine said since the last frame.
     fn poll(&mut self, ctx: &egui::Context, clock: &Clock) {
+        while let Ok(note) = self.side_rx.try_recv() {
+            match note {
+                SideNote::Notice(text) => self.model.notice(text),
+                SideNote::NotifyFailed(why) if !self.notify_failed => {
+                    self.notify_failed = true;
+                    self.model.notice(notify::unavailable_notice(&why));
+                }
+                SideNote::NotifyFailed(_) => {}
+            }
+        }
         if let Engine::Starting(rx) = &mut self.engine {
             match rx.try_recv() {
                 Ok(Ok(handle)) => self.engine = Engine::Ready(handle),
@@ -271,11 +433,17 @@ impl OrbitApp {
                 self.send(Command::Dial { target });
             }
         }
+        let mut notes = Vec::new();
         if let Engine::Running { events, .. } = &mut self.engine {
             let mut n = 0;
             while let Ok(ev) = events.try_recv() {
                 let direct = matches!(self.model.registration, Registration::Direct);
-                self.model.apply(ev, clock);
+                self.model.apply(ev.clone(), clock);
+                if !self.notify_failed
+                    && let Some(note) = notify::notification_for(&ev, &self.model, clock)
+                {
+                    notes.push(note);
+                }
                 if direct && matches!(self.model.registration, Registration::Offline) && !self.model.stopped {
                     self.model.registration = Registration::Direct;
                 }
@@ -290,12 +458,16 @@ impl OrbitApp {
                 self.engine = Engine::Off;
             }
         }
+        for note in notes {
+            self.notify(note);
+        }
     }
 
     /// A task that moves events from the engine to the window and wakes it: the window
     /// sleeps until something happens.
     fn forward(&mut self, handle: PhoneHandle, ctx: egui::Context) -> Engine {
-        let PhoneHandle { commands, mut events, local } = handle;
+        let PhoneHandle { commands, mut events, local, trace } = handle;
+        self.trace = Some(trace);
         self.local = local;
         let (tx, rx) = mpsc::unbounded_channel();
         self.rt.spawn(async move {
@@ -348,10 +520,40 @@ impl OrbitApp {
                 }
                 Action::EditAccount => {
                     let acc = self.settings.account().cloned().unwrap_or_default();
-                    self.form = Some(AccountForm::new(acc, false));
+                    self.form = Some(AccountForm::new(acc, false).with_note(self.keyring_note()));
                 }
                 Action::CancelAccount => self.form = None,
-                Action::SignIn { account, password } => self.sign_in(account, password),
+                Action::SignIn { account, password } => self.sign_in(account, password, true),
+                Action::ShowTrace => self.view.trace_open = true,
+                Action::ShowSettings => self.view.settings_open = true,
+                Action::SwitchAccount(i) => {
+                    if let Some(acc) = self.settings.accounts.get(i).cloned() {
+                        match secrets::at_start(self.secrets.as_ref(), &acc.aor().unwrap_or_default(), None) {
+                            AtStart::SignIn(pw) => self.sign_in(acc, pw, false),
+                            AtStart::Ask { note } => self.form = Some(AccountForm::new(acc, false).with_note(note)),
+                        }
+                        self.view.settings_open = false;
+                    }
+                }
+                Action::RemoveAccount(i) => {
+                    if i != self.settings.active && i < self.settings.accounts.len() {
+                        self.settings.accounts.remove(i);
+                        if i < self.settings.active {
+                            self.settings.active -= 1;
+                        }
+                        self.save_settings();
+                    }
+                }
+                Action::AddAccount => {
+                    self.form =
+                        Some(AccountForm::new(AccountSettings::default(), false).with_note(self.keyring_note()));
+                    self.view.settings_open = false;
+                }
+                Action::SaveSettings => self.save_settings(),
+                Action::CopyTrace(text) => match self.clipboard.set_text(&text) {
+                    Ok(()) => self.model.notice("SIP trace copied: paste it into your support request.".into()),
+                    Err(e) => self.model.notice(e),
+                },
                 Action::DismissNotice(i) => {
                     if i < self.model.notices.len() {
                         self.model.notices.remove(i);
@@ -415,9 +617,16 @@ impl OrbitApp {
     /// Draw one frame (eframe calls this through [`eframe::App::ui`]; tests call it directly).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        if self.ctx.is_none() {
+            self.ctx = Some(ctx.clone());
+        }
+        if self.handover.is_some() {
+            self.forward_handover(&ctx);
+        }
         let clock = Clock::now();
         self.apply_style(&ctx);
         self.poll(&ctx, &clock);
+        self.take_handovers(&ctx);
         self.model.tick(&clock);
         self.view.hidden.retain(|c| self.model.calls.contains_key(c));
         if self.view.copied.is_some_and(|(_, at)| clock.unix - at > 3.0) {
@@ -442,6 +651,12 @@ impl OrbitApp {
                 audio_settings::show(&ctx, &self.model.audio, &self.settings.audio, &mut actions);
             }
         }
+        if self.view.settings_open {
+            settings_window::show(&ctx, &mut self.view.settings_open, &mut self.settings, &mut actions);
+        }
+        if self.view.trace_open {
+            trace_window::show(&ctx, &mut self.view.trace_open, self.trace.as_ref(), &mut actions);
+        }
         self.run(actions, &clock);
         if self.model.history_dirty {
             self.model.history_dirty = false;
@@ -458,6 +673,10 @@ impl OrbitApp {
         }
         if matches!(self.engine, Engine::Starting(_)) {
             next = Some(next.map_or(clock.unix + 0.1, |n| n.min(clock.unix + 0.1)));
+        }
+        if self.view.trace_open {
+            // Messages without an event (keepalives, retransmissions) show within a second.
+            next = Some(next.map_or(clock.unix + 1.0, |n| n.min(clock.unix + 1.0)));
         }
         if let Some(at) = next {
             ctx.request_repaint_after(Duration::from_secs_f64((at - clock.unix).clamp(0.0, 3600.0) + 0.01));

@@ -224,7 +224,7 @@ fn park_section(
             let colour = match state {
                 ParkState::Failed { .. } => BAD,
                 ParkState::Retrieved { .. } => OK,
-                ParkState::Pending | ParkState::RingingBack { .. } => BUSY,
+                ParkState::Pending | ParkState::RingingBack { .. } | ParkState::Consulting { .. } => BUSY,
                 _ => ui.visuals().text_color(),
             };
             ui.horizontal(|ui| {
@@ -235,6 +235,14 @@ fn park_section(
             });
             if let (ParkState::Fallback { to }, _) = (state, orbit) {
                 ui.label(RichText::new(format!("({})", text::friendly(to))).weak());
+            }
+            if let ParkState::Consulting { .. } = state
+                && ui
+                    .button(RichText::new("Complete park").strong())
+                    .on_hover_text("Hand the call to the slot you heard (attended transfer)")
+                    .clicked()
+            {
+                actions.push(Action::Send(Command::Park { call: Some(call.no) }));
             }
             if let (ParkState::RingingBack { .. }, Some(o)) = (state, orbit) {
                 ui.label(RichText::new(format!("Still on {} until you answer.", o.orbit)).weak());

@@ -53,6 +53,12 @@ pub fn status_panel(ui: &mut egui::Ui, model: &Model, actions: &mut Vec<Action>)
                 if ui.button("Audio").on_hover_text("Microphone, speaker, test tone").clicked() {
                     actions.push(Action::OpenAudioSettings);
                 }
+                if ui.button("Settings").on_hover_text("Accounts, theme and UI scale").clicked() {
+                    actions.push(Action::ShowSettings);
+                }
+                if ui.button("SIP trace").on_hover_text("The last SIP messages, for support").clicked() {
+                    actions.push(Action::ShowTrace);
+                }
             });
         });
         ui.add_space(4.0);

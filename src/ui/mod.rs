@@ -10,7 +10,11 @@ pub mod conversation;
 pub mod incoming;
 pub mod main_window;
 pub mod model;
+pub mod notify;
+pub mod secrets;
 pub mod settings;
+pub mod settings_window;
 pub mod text;
+pub mod trace_window;
 
 pub use app::{AppOptions, OrbitApp, Start};

@@ -87,6 +87,11 @@ pub enum ParkState {
     Ended { reason: String },
     /// Park did not work.
     Failed { reason: String },
+    /// Handed to the phone system's park extension (park mode "transfer to park extension").
+    Extension { extension: String },
+    /// Attended park by extension: on hold while `consult` calls the extension (the user
+    /// listens for the slot); Complete park finishes it.
+    Consulting { consult: CallNo, extension: String },
 }
 
 /// The orbit a call is parked on.
@@ -120,7 +125,10 @@ pub struct Park {
 impl Park {
     /// Whether the call is still held by the service (on the orbit or ringing back).
     pub fn is_live(&self) -> bool {
-        matches!(self.state, ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. })
+        matches!(
+            self.state,
+            ParkState::Pending | ParkState::Parked | ParkState::RingingBack { .. } | ParkState::Consulting { .. }
+        )
     }
 
     /// Seconds until the next ring-back, while parked.
@@ -447,6 +455,13 @@ impl Model {
                     park.ringback_at = None;
                 }
             }
+            Event::ParkConsulting { call, consult, extension } => {
+                self.park_mut(call).state = ParkState::Consulting { consult, extension };
+            }
+            Event::ParkedExtension { call, extension } => {
+                let park = self.park_mut(call);
+                park.state = ParkState::Extension { extension };
+            }
             Event::ParkFailed { call, reason } => {
                 let park = self.park_mut(call);
                 park.state = ParkState::Failed { reason };
@@ -476,6 +491,8 @@ impl Model {
             ev @ (Event::AudioDevices { .. } | Event::AudioRoute { .. } | Event::AudioLevel { .. }) => {
                 self.audio.apply(ev)
             }
+            // The window reads the trace from the driver directly.
+            Event::SipTrace { .. } => {}
             Event::Stopped => {
                 self.stopped = true;
                 self.registration = Registration::Offline;

@@ -30,6 +30,24 @@ pub struct AccountSettings {
     pub register: bool,
     /// Park service URI; empty = `sip:park@DOMAIN`.
     pub park_uri: String,
+    /// How Park works for this account.
+    pub park_mode: ParkMode,
+    /// The phone system's park extension (e.g. `700`), for [`ParkMode::Extension`].
+    pub park_extension: String,
+}
+
+/// How the Park button parks a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParkMode {
+    /// Ask the Orbit park service (orbit, countdown, pickup notice).
+    #[default]
+    Service,
+    /// Transfer the call to the PBX's park extension (Asterisk 700, FreeSWITCH valet park).
+    Extension,
+    /// The same as an attended transfer: Park calls the extension (you hear the slot),
+    /// Complete park hands the call over.
+    ExtensionAttended,
 }
 
 impl Default for AccountSettings {
@@ -42,6 +60,8 @@ impl Default for AccountSettings {
             transport: "udp".into(),
             register: true,
             park_uri: String::new(),
+            park_mode: ParkMode::Service,
+            park_extension: String::new(),
         }
     }
 }
@@ -225,6 +245,9 @@ impl AccountSettings {
         if Transport::parse(&self.transport).is_none() {
             return Some("Transport must be UDP, TCP or TLS".into());
         }
+        if self.park_mode != ParkMode::Service && self.park_extension.trim().is_empty() {
+            return Some("Enter the park extension of your phone system, like 700".into());
+        }
         None
     }
 
@@ -258,6 +281,11 @@ impl AccountSettings {
             auto_answer: false,
             park_uri: opt(&self.park_uri),
             keepalive_secs: 30,
+            park_extension: match self.park_mode {
+                ParkMode::Extension | ParkMode::ExtensionAttended => opt(&self.park_extension),
+                ParkMode::Service => None,
+            },
+            park_attended: self.park_mode == ParkMode::ExtensionAttended,
         })
     }
 }
@@ -301,5 +329,35 @@ mod tests {
         assert_eq!(a.aor().unwrap(), "sip:alice@example.com");
         a.transport = "sctp".into();
         assert!(a.problem().is_some());
+        a.transport = "udp".into();
+        a.park_mode = ParkMode::Extension;
+        assert!(a.problem().unwrap().contains("park extension"));
+    }
+
+    #[test]
+    fn park_mode_reaches_the_engine_account_and_round_trips() {
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mut a = AccountSettings {
+            address: "alice@127.0.0.1".into(),
+            register: false,
+            park_extension: " 700 ".into(),
+            ..Default::default()
+        };
+        // The extension is only used in extension mode.
+        assert_eq!(rt.block_on(a.to_account(None)).unwrap().park_extension, None);
+        a.park_mode = ParkMode::Extension;
+        let acc = rt.block_on(a.to_account(None)).unwrap();
+        assert_eq!((acc.park_extension.as_deref(), acc.park_attended), (Some("700"), false));
+        let attended = AccountSettings { park_mode: ParkMode::ExtensionAttended, ..a.clone() };
+        let acc = rt.block_on(attended.to_account(None)).unwrap();
+        assert_eq!((acc.park_extension.as_deref(), acc.park_attended), (Some("700"), true));
+        let mut s = Settings::default();
+        s.use_account(a.clone());
+        let text = toml::to_string_pretty(&s).unwrap();
+        assert!(text.contains("park_mode = \"extension\""), "{text}");
+        assert_eq!(toml::from_str::<Settings>(&text).unwrap(), s);
+        // Settings written before park modes existed still load (service mode).
+        let old: Settings = toml::from_str("[[accounts]]\naddress = \"bob@x\"\n").unwrap();
+        assert_eq!(old.accounts[0].park_mode, ParkMode::Service);
     }
 }

@@ -151,6 +151,12 @@ pub fn park_notice(state: &ParkState, orbit: Option<&Orbit>, clock: &Clock, acco
             r => format!("Park ended: {}", park_failure(r)),
         },
         ParkState::Failed { reason } => format!("Park failed: {}", park_failure(reason)),
+        ParkState::Consulting { extension, .. } => {
+            format!("Calling park extension {extension}: listen for the slot, then press Complete park")
+        }
+        ParkState::Extension { extension } => {
+            format!("Parked through extension {extension}: the phone system holds the call")
+        }
     }
 }
 
@@ -216,6 +222,14 @@ mod tests {
             "Picked up by you at 22:42"
         );
         assert_eq!(notice(ParkState::Abandoned), "Caller hung up");
+        assert_eq!(
+            notice(ParkState::Consulting { consult: 2, extension: "700".into() }),
+            "Calling park extension 700: listen for the slot, then press Complete park"
+        );
+        assert_eq!(
+            notice(ParkState::Extension { extension: "700".into() }),
+            "Parked through extension 700: the phone system holds the call"
+        );
         assert_eq!(
             notice(ParkState::Ended { reason: "nobody answered".into() }),
             "Nobody picked it up: the call was ended"
