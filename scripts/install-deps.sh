@@ -39,7 +39,7 @@ test_pkgs=(
     xvfb imagemagick
     desktop-file-utils
     # Packaging tests (tests/packaging.rs): xdg-mime asks who handles sip:, xmllint checks
-    # the Windows/macOS recipes; rsvg-convert renders the icon (packaging/linux/make-icons.sh).
+    # the Windows/macOS recipes; rsvg-convert renders the icon (packaging/make-icons.sh).
     xdg-utils libxml2-utils librsvg2-bin
 )
 

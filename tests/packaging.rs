@@ -99,7 +99,9 @@ fn deb_installs_the_phone_and_registers_the_sip_handler() {
     use std::os::fd::AsRawFd;
     assert_eq!(unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) }, 0, "flock");
     if installed("orbitphone") {
-        eprintln!("SKIPPED deb_installs_the_phone_and_registers_the_sip_handler: orbitphone is installed on this machine; not touching it");
+        eprintln!(
+            "SKIPPED deb_installs_the_phone_and_registers_the_sip_handler: orbitphone is installed on this machine; not touching it"
+        );
         return;
     }
     let cargo_deb = cargo_deb();
@@ -176,4 +178,77 @@ fn deb_installs_the_phone_and_registers_the_sip_handler() {
     assert!(!std::path::Path::new("/etc/orbitphone/park.toml").exists(), "purge removes the conffile");
     assert_ne!(query("sip"), "orbitphone.desktop", "the handler is gone with the package");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `xmllint --xpath` on a file of the repository.
+fn xpath(file: &str, expr: &str) -> String {
+    let path = format!("{}/{file}", env!("CARGO_MANIFEST_DIR"));
+    let out = run(std::process::Command::new(require_tool("xmllint")).arg("--xpath").arg(expr).arg(&path));
+    out.trim_end_matches('\n').to_string()
+}
+
+/// The Windows recipe (cargo-wix) is well-formed WiX and registers sip:, sips: and tel: as
+/// URL protocols that start orbitphone.exe with the link; the file it installs is the
+/// binary cargo-wix builds.
+#[test]
+fn windows_installer_registers_the_url_protocols() {
+    let file = "packaging/windows/main.wxs";
+    run(std::process::Command::new(require_tool("xmllint"))
+        .arg("--noout")
+        .arg(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))));
+    let exe_id = xpath(file, "string(//*[local-name()='File'][@Name='orbitphone.exe']/@Id)");
+    assert_eq!(exe_id, "OrbitExe");
+    let source = xpath(file, "string(//*[local-name()='File'][@Id='OrbitExe']/@Source)");
+    assert_eq!(source, r"$(var.CargoTargetBinDir)\orbitphone.exe");
+    for scheme in ["sip", "sips", "tel"] {
+        let key = format!("//*[local-name()='RegistryKey'][@Root='HKCR' and @Key='{scheme}']");
+        let marker = xpath(file, &format!("count({key}/*[local-name()='RegistryValue'][@Name='URL Protocol'])"));
+        assert_eq!(marker, "1", "{scheme}: the `URL Protocol` value marks it as a protocol");
+        let command =
+            xpath(file, &format!("string({key}/*[local-name()='RegistryValue'][@Key='shell\\open\\command']/@Value)"));
+        assert_eq!(command, r#""[#OrbitExe]" "%1""#, "{scheme}: opens the link with orbitphone.exe");
+        let assoc = xpath(
+            file,
+            &format!(
+                "count(//*[local-name()='RegistryKey'][@Key='Software\\Orbit\\Capabilities']/*[@Key='URLAssociations' and @Name='{scheme}'])"
+            ),
+        );
+        assert_eq!(assoc, "1", "{scheme}: listed under Default apps");
+    }
+    let icon = xpath(file, "string(//*[local-name()='Icon']/@SourceFile)");
+    assert!(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(icon.replace('\\', "/")).is_file(), "{icon}");
+}
+
+/// The macOS recipe's Info.plist is well-formed and declares the URL types; its executable
+/// is the binary's name.
+#[test]
+fn macos_bundle_declares_the_url_types() {
+    let file = "packaging/macos/Info.plist";
+    run(std::process::Command::new(require_tool("xmllint"))
+        .arg("--noout")
+        .arg(format!("{}/{file}", env!("CARGO_MANIFEST_DIR"))));
+    let schemes = xpath(
+        file,
+        "//key[.='CFBundleURLTypes']/following-sibling::array[1]//key[.='CFBundleURLSchemes']/following-sibling::array[1]/string/text()",
+    );
+    assert_eq!(schemes.split_whitespace().collect::<Vec<_>>(), ["sip", "sips", "tel"]);
+    let exe = xpath(file, "string(//key[.='CFBundleExecutable']/following-sibling::string[1])");
+    assert_eq!(exe, "orbitphone");
+    let id = xpath(file, "string(//key[.='CFBundleIdentifier']/following-sibling::string[1])");
+    assert_eq!(id, "org.orbitphone.Orbit");
+}
+
+/// The icons the packages install exist at the sizes their names claim.
+#[test]
+fn icons_have_their_sizes() {
+    for size in [48u32, 128, 256] {
+        let path = format!("{}/assets/orbitphone-{size}.png", env!("CARGO_MANIFEST_DIR"));
+        let png = std::fs::read(&path).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "{path}");
+        let w = u32::from_be_bytes(png[16..20].try_into().unwrap());
+        let h = u32::from_be_bytes(png[20..24].try_into().unwrap());
+        assert_eq!((w, h), (size, size), "{path}");
+    }
+    let svg = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/assets/orbitphone.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("viewBox=\"0 0 256 256\""));
 }
