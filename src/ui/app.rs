@@ -35,6 +35,18 @@ pub enum Action {
     SignIn { account: AccountSettings, password: String },
     /// Forget a notice.
     DismissNotice(usize),
+    /// Local mode: the demo line calls you.
+    HaveBobCallMe,
+}
+
+/// Local mode's "Have Bob call me": the demo line's command channel and the address it
+/// should call (yours). Only the local mode has one.
+#[derive(Debug, Clone)]
+pub struct DemoCaller {
+    /// The `callme` demo line's engine.
+    pub commands: mpsc::Sender<Command>,
+    /// Whom it dials: the window's own account.
+    pub target: String,
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -54,6 +66,8 @@ pub struct ViewState {
     pub copy_error: Option<String>,
     /// The dial field should take keyboard focus.
     pub focus_dial: bool,
+    /// Show "Have Bob call me" (local mode).
+    pub demo_caller: bool,
 }
 
 /// How the app gets its engine.
@@ -114,6 +128,8 @@ pub struct OrbitApp {
     applied_style: Option<(ThemeChoice, f32)>,
     /// Where the running engine's SIP sockets are bound.
     local: HashMap<Transport, SocketAddr>,
+    /// The local mode's demo caller.
+    demo_caller: Option<DemoCaller>,
 }
 
 impl OrbitApp {
@@ -147,6 +163,7 @@ impl OrbitApp {
             listen: opts.listen,
             applied_style: None,
             local: HashMap::new(),
+            demo_caller: None,
         };
         match opts.start {
             Start::Form => app.form = Some(AccountForm::new(app.settings.account().cloned().unwrap_or_default(), true)),
@@ -174,6 +191,12 @@ impl OrbitApp {
     /// Use this colour scheme for this run (not saved).
     pub fn set_theme(&mut self, theme: ThemeChoice) {
         self.settings.theme = theme;
+    }
+
+    /// Local mode: show "Have Bob call me", which makes this demo line call you.
+    pub fn set_demo_caller(&mut self, caller: DemoCaller) {
+        self.view.demo_caller = true;
+        self.demo_caller = Some(caller);
     }
 
     /// The running engine's SIP address (UDP), once it runs.
@@ -336,6 +359,17 @@ impl OrbitApp {
                 Action::DismissNotice(i) => {
                     if i < self.model.notices.len() {
                         self.model.notices.remove(i);
+                    }
+                }
+                Action::HaveBobCallMe => {
+                    let sent = self.demo_caller.as_ref().map(|d| {
+                        d.commands.try_send(Command::Dial { target: d.target.clone() }).map_err(|e| match e {
+                            mpsc::error::TrySendError::Full(_) => "The demo line is busy; try again in a moment.",
+                            mpsc::error::TrySendError::Closed(_) => "The demo line has stopped.",
+                        })
+                    });
+                    if let Some(Err(msg)) = sent {
+                        self.model.notice(msg.to_string());
                     }
                 }
             }
