@@ -99,3 +99,22 @@ fn no_demo_button_outside_the_local_mode() {
     assert!(shows(&h, "Parked calls"));
     assert!(!shows(&h, "Have Bob call me"));
 }
+
+#[test]
+fn signing_in_to_another_account_hides_the_demo_button() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let local = rt.block_on(serve::start_local_mode()).expect("local mode");
+    let mut h = window(&rt, &local, true);
+    step_until(&mut h, "the demo button", |h| shows(h, "Have Bob call me"));
+    click(&mut h, "Account");
+    for (label, text) in [("SIP address", "alice@127.0.0.1"), ("Password", "alice-pw")] {
+        h.get_by_label(label).click();
+        h.step();
+        h.get_by_label(label).type_text(text);
+        h.step();
+    }
+    click(&mut h, "Register with the server (off: direct calls by IP only)");
+    click(&mut h, "Sign in");
+    step_until(&mut h, "the main window as alice", |h| shows(h, "Parked calls") && shows_part(h, "direct calls only"));
+    assert!(!shows(&h, "Have Bob call me"), "the demo line calls `me`, not alice");
+}

@@ -26,13 +26,20 @@ cp "$bin" "$app/Contents/MacOS/orbitphone"
 sed "s/@VERSION@/$version/g" packaging/macos/Info.plist > "$app/Contents/Info.plist"
 plutil -lint "$app/Contents/Info.plist"
 
-# The icon: an .iconset from the SVG's PNG renderings (assets/, see packaging/make-icons.sh).
+# The icon: an .iconset rendered from the SVG when rsvg-convert is there (brew install
+# librsvg), else scaled from the committed 256 px PNG with sips.
 iconset=$(mktemp -d)/orbitphone.iconset
 mkdir -p "$iconset"
+render() { # size, output
+    if command -v rsvg-convert >/dev/null 2>&1; then
+        rsvg-convert -w "$1" -h "$1" assets/orbitphone.svg -o "$2"
+    else
+        sips -z "$1" "$1" assets/orbitphone-256.png --out "$2" >/dev/null
+    fi
+}
 for size in 16 32 128 256 512; do
-    sips -z "$size" "$size" assets/orbitphone-256.png --out "$iconset/icon_${size}x${size}.png" >/dev/null
-    double=$((size * 2))
-    sips -z "$double" "$double" assets/orbitphone-256.png --out "$iconset/icon_${size}x${size}@2x.png" >/dev/null
+    render "$size" "$iconset/icon_${size}x${size}.png"
+    render $((size * 2)) "$iconset/icon_${size}x${size}@2x.png"
 done
 iconutil -c icns "$iconset" -o "$app/Contents/Resources/orbitphone.icns"
 

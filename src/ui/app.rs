@@ -220,6 +220,8 @@ impl OrbitApp {
     }
 
     fn sign_in(&mut self, account: AccountSettings, password: String) {
+        // Another account: the local demo line would call `me`, not this phone.
+        self.view.demo_caller = false;
         self.settings.use_account(account.clone());
         if let Some(dir) = &self.config_dir
             && let Err(e) = self.settings.save(dir)
