@@ -158,25 +158,54 @@ fn deb_installs_the_phone_and_registers_the_sip_handler() {
 
     // What a user's desktop asks: a fresh home, no desktop-specific settings, only what
     // dpkg's trigger (update-desktop-database) wrote into /usr/share/applications.
-    let home = dir.join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    let query = |scheme: &str| {
+    let xdg = |home: &std::path::Path, args: &[&str]| {
         run(std::process::Command::new(&xdg_mime)
-            .args(["query", "default", &format!("x-scheme-handler/{scheme}")])
+            .args(args)
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-            .env("HOME", &home))
+            .env("HOME", home))
         .trim()
         .to_string()
     };
-    assert_eq!(query("sip"), "orbitphone.desktop");
-    assert_eq!(query("tel"), "orbitphone.desktop");
+    let fresh_home = |name: &str| {
+        let home = dir.join(name);
+        std::fs::create_dir_all(&home).unwrap();
+        home
+    };
+    let handlers = |scheme: &str| -> Vec<String> {
+        let cache = std::fs::read_to_string("/usr/share/applications/mimeinfo.cache").unwrap_or_default();
+        let key = format!("x-scheme-handler/{scheme}=");
+        cache
+            .lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .map(|v| v.split(';').filter(|d| !d.is_empty()).map(String::from).collect())
+            .unwrap_or_default()
+    };
+    let home = fresh_home("home");
+    for scheme in ["sip", "sips", "tel"] {
+        let mime = format!("x-scheme-handler/{scheme}");
+        let listed = handlers(scheme);
+        assert!(listed.iter().any(|d| d == "orbitphone.desktop"), "{scheme}: not in mimeinfo.cache: {listed:?}");
+        let default = xdg(&home, &["query", "default", &mime]);
+        if listed.len() == 1 {
+            // The only handler on the machine: a user gets Orbit without choosing.
+            assert_eq!(default, "orbitphone.desktop", "{scheme}");
+        } else {
+            // Another phone (e.g. linphone-desktop) handles it too: the desktop picks one of
+            // them until the user chooses, as they would in their settings.
+            assert!(listed.contains(&default), "{scheme}: {default:?} is not one of {listed:?}");
+            xdg(&home, &["default", "orbitphone.desktop", &mime]);
+            assert_eq!(xdg(&home, &["query", "default", &mime]), "orbitphone.desktop", "{scheme} once chosen");
+        }
+    }
 
     dpkg(&["--purge", "orbitphone"]);
     assert!(!installed("orbitphone"));
     assert!(!std::path::Path::new("/usr/bin/orbitphone").exists());
     assert!(!std::path::Path::new("/etc/orbitphone/park.toml").exists(), "purge removes the conffile");
-    assert_ne!(query("sip"), "orbitphone.desktop", "the handler is gone with the package");
+    assert!(!handlers("sip").iter().any(|d| d == "orbitphone.desktop"), "the handler is gone with the package");
+    let after = fresh_home("home-after");
+    assert_ne!(xdg(&after, &["query", "default", "x-scheme-handler/sip"]), "orbitphone.desktop");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
