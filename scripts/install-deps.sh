@@ -43,6 +43,9 @@ test_pkgs=(
     dbus gnome-keyring
     # Snapshot images of the window (egui_kittest + wgpu on Mesa's software renderers).
     mesa-vulkan-drivers libegl-mesa0 libgbm1 libgl1-mesa-dri
+    # Packaging tests (tests/packaging.rs): xdg-mime asks who handles sip:, xmllint checks
+    # the Windows/macOS recipes; rsvg-convert renders the icon (packaging/make-icons.sh).
+    xdg-utils libxml2-utils librsvg2-bin
 )
 
 pkgs=("${build_pkgs[@]}")
@@ -64,13 +67,30 @@ for p in "${pkgs[@]}"; do
     fi
 done
 
+# cargo-deb builds the .deb (tests/packaging.rs). Not a Debian package: installed with
+# cargo into ~/.cargo/bin (about 80 s on 2 cores), once. Pinned: newer releases may need a
+# newer Rust than this project's toolchain.
+install_cargo_deb() {
+    [[ $mode == all ]] || return 0
+    if command -v cargo-deb >/dev/null 2>&1 || [[ -x ${CARGO_HOME:-$HOME/.cargo}/bin/cargo-deb ]]; then
+        return 0
+    fi
+    echo "install-deps: installing cargo-deb (cargo install cargo-deb --version 3.8.0 --locked)"
+    if ((dry_run)); then
+        return 0
+    fi
+    cargo install cargo-deb --version 3.8.0 --locked
+}
+
 if ((${#missing[@]} == 0)); then
     echo "install-deps: all ${#pkgs[@]} packages already installed (${mode})."
+    install_cargo_deb
     exit 0
 fi
 
 echo "install-deps: installing: ${missing[*]}"
 if ((dry_run)); then
+    install_cargo_deb
     exit 0
 fi
 
@@ -99,3 +119,4 @@ done
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install "${apt_opts[@]}" "${missing[@]}"
 
 echo "install-deps: installed: ${missing[*]}"
+install_cargo_deb

@@ -138,49 +138,35 @@ fn park_service(rt: &tokio::runtime::Runtime, args: ParkArgs) -> anyhow::Result<
     }
 }
 
-/// Open the desktop window; returns when it is closed.
 /// No account anywhere: start the built-in local service (registrar, park service, the
-/// demo line "bob") in this process and sign in as "me", so the phone works at once.
-fn local_mode(rt: &tokio::runtime::Runtime) -> anyhow::Result<(orbitphone::ui::Start, String)> {
-    use orbitphone::net::serve;
-    let handle = rt.block_on(async {
-        let accounts = serve::demo_accounts();
-        let ip = std::net::IpAddr::from([127, 0, 0, 1]);
-        // The registrar's own address is the domain; bind first to learn the port.
-        let probe = std::net::UdpSocket::bind((ip, 0))?;
-        let listen = probe.local_addr()?;
-        drop(probe);
-        let park = serve::local_park_config(&listen.to_string(), ip, accounts);
-        let mut h = serve::start(listen, park).await.map_err(anyhow::Error::msg)?;
-        serve::start_demo_lines(&mut h).await.map_err(anyhow::Error::msg)?;
-        anyhow::Ok(h)
-    })?;
-    let password = handle.accounts.get("me").cloned();
-    let account = orbitphone::phone::account::Account {
-        display_name: Some("Me".into()),
-        password,
-        outbound: Some(handle.registrar),
-        register: true,
-        expires: 3600,
-        ..orbitphone::phone::account::Account::new(&format!("sip:me@{}", handle.registrar))
-    };
+/// demo lines) in this process and sign in as "me", so the phone works at once.
+fn local_mode(
+    rt: &tokio::runtime::Runtime,
+) -> anyhow::Result<(orbitphone::ui::Start, String, Option<orbitphone::ui::app::DemoCaller>)> {
+    let local = rt.block_on(orbitphone::net::serve::start_local_mode()).map_err(anyhow::Error::msg)?;
+    let handle = &local.server;
     let welcome = format!(
-        "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000; call echo to hear yourself; call callme and Bob calls you back. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",
+        "Local demo mode (no account configured): call bob — he answers and talks — press Park, then pick him up by clicking the orbit or dialling 7000; call echo to hear yourself; press \"Have Bob call me\" (or call callme) and Bob calls you. A second account to try from another phone: carol@{} password {}. Use Account to sign in to your own server.",
         handle.registrar,
         handle.accounts.get("carol").map(String::as_str).unwrap_or("?")
     );
     eprintln!("orbit: {welcome}");
-    // The service lives as long as the process.
-    std::mem::forget(handle);
+    let demo = handle
+        .demo_caller
+        .clone()
+        .map(|commands| orbitphone::ui::app::DemoCaller { commands, target: local.me.aor.clone() });
     let start = orbitphone::ui::Start::Account(Box::new(orbitphone::net::phone_driver::PhoneConfig {
-        account,
+        account: local.me.clone(),
         listen: "127.0.0.1:0".parse().expect("static address"),
         ca_file: None,
         audio: orbitphone::net::media_task::AudioIo::desktop(),
     }));
-    Ok((start, welcome))
+    // The service lives as long as the process.
+    std::mem::forget(local);
+    Ok((start, welcome, demo))
 }
 
+/// Open the desktop window; returns when it is closed.
 fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> {
     use orbitphone::net::single_instance::{self, Instance};
     use orbitphone::ui::{self, AppOptions, OrbitApp, Start};
@@ -204,6 +190,7 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
         None => None,
     };
     let mut welcome = None;
+    let mut demo = None;
     let start = match &args.account {
         Some(aor) => {
             // The same fields as the account form; nothing is saved for a quick start.
@@ -237,8 +224,9 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             if saved {
                 Start::Saved { password }
             } else {
-                let (start, text) = local_mode(rt)?;
+                let (start, text, caller) = local_mode(rt)?;
                 welcome = Some(text);
+                demo = caller;
                 start
             }
         }
@@ -279,6 +267,9 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             }
             if let Some(t) = theme {
                 app.set_theme(t);
+            }
+            if let Some(d) = demo {
+                app.set_demo_caller(d);
             }
             Ok(Box::new(app))
         }),

@@ -21,6 +21,9 @@ pub struct ServeHandle {
     pub park: ParkHandle,
     /// The accounts (user, password) it accepts.
     pub accounts: BTreeMap<String, String>,
+    /// The `callme` demo line's commands, when the demo lines run: "Have Bob call me"
+    /// sends it `Dial` with your address.
+    pub demo_caller: Option<mpsc::Sender<crate::phone::Command>>,
 }
 
 /// Demo accounts of the local mode: you, a colleague to retrieve as, and the two demo
@@ -65,7 +68,13 @@ pub async fn start(listen: SocketAddr, mut park: ParkConfig) -> Result<ServeHand
             }
         }
     });
-    Ok(ServeHandle { registrar: registrar_addr, park: park_handle, accounts, demo_lines: Vec::new() })
+    Ok(ServeHandle {
+        registrar: registrar_addr,
+        park: park_handle,
+        accounts,
+        demo_lines: Vec::new(),
+        demo_caller: None,
+    })
 }
 
 /// The park configuration of the local mode: orbits 7000–7099, everyone allowed, the
@@ -128,6 +137,9 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
         // "Have Bob call me": the callme line declines the call and rings the caller back.
         let mut events = std::mem::replace(&mut line.events, mpsc::channel(1).1);
         let commands = line.commands.clone();
+        if calls_back {
+            handle.demo_caller = Some(commands.clone());
+        }
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 if let (true, crate::phone::Event::CallIncoming { call, from, .. }) = (calls_back, ev) {
@@ -143,6 +155,35 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
         handle.demo_lines.push(line);
     }
     Ok(())
+}
+
+/// The phone's built-in local mode: the server on a free port of 127.0.0.1 (registrar,
+/// park service, demo lines) and the account `me` registered with it.
+pub struct LocalMode {
+    /// The running server (keep it alive as long as the phone).
+    pub server: ServeHandle,
+    /// The account `sip:me@127.0.0.1:PORT`, with its password and the registrar as proxy.
+    pub me: crate::phone::account::Account,
+}
+
+/// Start the local mode (see [`LocalMode`]).
+pub async fn start_local_mode() -> Result<LocalMode, String> {
+    let accounts = demo_accounts();
+    let ip = std::net::IpAddr::from([127, 0, 0, 1]);
+    // The registrar's own address is the domain; bind first to learn a free port.
+    let listen = std::net::UdpSocket::bind((ip, 0)).and_then(|s| s.local_addr()).map_err(|e| e.to_string())?;
+    let park = local_park_config(&listen.to_string(), ip, accounts);
+    let mut server = start(listen, park).await?;
+    start_demo_lines(&mut server).await?;
+    let me = crate::phone::account::Account {
+        display_name: Some("Me".into()),
+        password: server.accounts.get("me").cloned(),
+        outbound: Some(server.registrar),
+        register: true,
+        expires: 3600,
+        ..crate::phone::account::Account::new(&format!("sip:me@{}", server.registrar))
+    };
+    Ok(LocalMode { server, me })
 }
 
 /// `orbitphone serve`: run until SIGINT/SIGTERM.

@@ -59,6 +59,18 @@ pub enum Action {
     AddAccount,
     /// Theme or scale changed: save the settings.
     SaveSettings,
+    /// Local mode: the demo line calls you.
+    HaveBobCallMe,
+}
+
+/// Local mode's "Have Bob call me": the demo line's command channel and the address it
+/// should call (yours). Only the local mode has one.
+#[derive(Debug, Clone)]
+pub struct DemoCaller {
+    /// The `callme` demo line's engine.
+    pub commands: mpsc::Sender<Command>,
+    /// Whom it dials: the window's own account.
+    pub target: String,
 }
 
 /// Per-window state that is not the engine's (open keypads, typed transfer targets).
@@ -84,6 +96,8 @@ pub struct ViewState {
     pub trace_open: bool,
     /// The Settings window is open.
     pub settings_open: bool,
+    /// Show "Have Bob call me" (local mode).
+    pub demo_caller: bool,
 }
 
 /// How the app gets its engine.
@@ -171,6 +185,8 @@ pub struct OrbitApp {
     handover: Option<mpsc::UnboundedReceiver<Handover>>,
     /// The same, forwarded so that each wakes the window.
     handover_rx: Option<mpsc::UnboundedReceiver<Handover>>,
+    /// The local mode's demo caller.
+    demo_caller: Option<DemoCaller>,
 }
 
 impl OrbitApp {
@@ -214,6 +230,7 @@ impl OrbitApp {
             trace: None,
             handover: None,
             handover_rx: None,
+            demo_caller: None,
         };
         match opts.start {
             Start::Form => {
@@ -307,6 +324,12 @@ impl OrbitApp {
         self.settings.theme = theme;
     }
 
+    /// Local mode: show "Have Bob call me", which makes this demo line call you.
+    pub fn set_demo_caller(&mut self, caller: DemoCaller) {
+        self.view.demo_caller = true;
+        self.demo_caller = Some(caller);
+    }
+
     /// The running engine's SIP address (UDP), once it runs.
     pub fn local_sip(&self) -> Option<SocketAddr> {
         self.local.get(&Transport::Udp).copied()
@@ -346,6 +369,8 @@ impl OrbitApp {
 
     /// Sign in; `save_password` puts the password in the keyring (off the UI thread).
     fn sign_in(&mut self, account: AccountSettings, password: String, save_password: bool) {
+        // Another account: the local demo line would call `me`, not this phone.
+        self.view.demo_caller = false;
         self.settings.use_account(account.clone());
         self.save_settings();
         if save_password && let Ok(aor) = account.aor() {
@@ -576,6 +601,17 @@ impl OrbitApp {
                         self.model.notice(format!("Settings not saved: {e}"));
                     }
                     self.send(Command::ChooseAudioDevice { role, device });
+                }
+                Action::HaveBobCallMe => {
+                    let sent = self.demo_caller.as_ref().map(|d| {
+                        d.commands.try_send(Command::Dial { target: d.target.clone() }).map_err(|e| match e {
+                            mpsc::error::TrySendError::Full(_) => "The demo line is busy; try again in a moment.",
+                            mpsc::error::TrySendError::Closed(_) => "The demo line has stopped.",
+                        })
+                    });
+                    if let Some(Err(msg)) = sent {
+                        self.model.notice(msg.to_string());
+                    }
                 }
             }
         }

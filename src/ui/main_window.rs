@@ -147,6 +147,13 @@ pub fn show(ui: &mut egui::Ui, model: &Model, view: &mut ViewState, clock: &Cloc
     egui::Panel::left("phone").resizable(false).exact_size(300.0).show(ui, |ui| {
         ui.add_space(8.0);
         dialer(ui, view, actions);
+        if view.demo_caller {
+            ui.add_space(6.0);
+            let b = ui.button("Have Bob call me").on_hover_text("The demo line Bob calls you: answer, then try Park");
+            if b.clicked() {
+                actions.push(Action::HaveBobCallMe);
+            }
+        }
         ui.add_space(10.0);
         ui.separator();
         parked_panel(ui, model, clock, view, actions);

@@ -32,6 +32,9 @@ fn package_of(tool: &str) -> &str {
         "espeak-ng" => "espeak-ng",
         "tshark" => "tshark",
         "desktop-file-validate" => "desktop-file-utils",
+        "xdg-mime" => "xdg-utils",
+        "xmllint" => "libxml2-utils",
+        "cargo-deb" => "cargo-deb (not a Debian package: `cargo install cargo-deb --locked`)",
         other => other,
     }
 }
