@@ -15,6 +15,9 @@
 //! --all-targets`) it does a 2-second smoke round of the bare window and Orbit, when Xvfb is
 //! there.
 
+#[path = "../tests/common/procstat.rs"]
+mod procstat;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -64,20 +67,6 @@ impl Drop for Xvfb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    n(11) + n(12)
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
 }
 
 /// (RSS, private) in MB.
@@ -205,9 +194,10 @@ fn measure(name: &'static str, display: &str, app: &mut App, comm: &str, settle:
     }
     std::thread::sleep(settle);
     let (rss_mb, private_mb) = memory(pid);
-    let before = cpu_ticks(pid);
+    let before = procstat::cpu_ticks(pid);
     std::thread::sleep(idle);
-    let idle_cpu_pct = (cpu_ticks(pid) - before) as f64 / ticks_per_second() / idle.as_secs_f64() * 100.0;
+    let idle_cpu_pct =
+        (procstat::cpu_ticks(pid) - before) as f64 / procstat::ticks_per_second() / idle.as_secs_f64() * 100.0;
     Figures { name, first_window_ms, rss_mb, private_mb, idle_cpu_pct }
 }
 

@@ -16,21 +16,6 @@ use common::sipp::{ParkLoad, park_load_config, shutdown_census};
 use common::{ParkProc, TempDir, free_port};
 use std::time::Duration;
 
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the ")" of the command name: utime is 14th, stime 15th overall.
-    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let n = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    n(11) + n(12)
-}
-
-fn ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 { t as f64 } else { 100.0 }
-}
-
 fn two_cores() -> bool {
     std::thread::available_parallelism().map(|n| n.get() >= 2).unwrap_or(false)
 }
@@ -43,7 +28,7 @@ fn round(rate: u64, cycles: u64, pin: bool) {
     if pin {
         let _ = std::process::Command::new("taskset").args(["-a", "-pc", "0", &pid.to_string()]).output();
     }
-    let before = cpu_ticks(pid);
+    let before = common::procstat::cpu_ticks(pid);
     let r = ParkLoad {
         dir: dir.path(),
         service_port: port,
@@ -54,7 +39,7 @@ fn round(rate: u64, cycles: u64, pin: bool) {
         cpus: if pin { Some("1") } else { None },
     }
     .run();
-    let cpu_s = (cpu_ticks(pid) - before) as f64 / ticks_per_second();
+    let cpu_s = (common::procstat::cpu_ticks(pid) - before) as f64 / common::procstat::ticks_per_second();
     let _ = service.terminate(Duration::from_secs(10));
     let census = shutdown_census(&service.log());
     let ok = r.parker.successful;

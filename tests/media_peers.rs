@@ -385,32 +385,34 @@ fn linphonec_tones(
     (up["codec"].as_str().unwrap_or("").to_string(), out, theirs, dir)
 }
 
+/// Our recording has linphonec's 1000 Hz, linphonec's has our 440 Hz.
+fn assert_tones_both_ways(ours: &std::path::Path, theirs: &std::path::Path) {
+    assert_tone(ours, 1000.0, "we");
+    assert_tone(theirs, 440.0, "linphonec");
+}
+
 #[test]
 fn pcmu_call_to_linphonec_carries_tones_both_ways() {
     let (codec, ours, theirs, _dir) = linphonec_tones(false, true, "media-lin-pcmu");
     assert_eq!(codec, "PCMU");
-    assert_tone(&ours, 1000.0, "we");
-    assert_tone(&theirs, 440.0, "linphonec");
+    assert_tones_both_ways(&ours, &theirs);
 }
 
 #[test]
 fn opus_call_to_linphonec_carries_tones_both_ways() {
     let (codec, ours, theirs, _dir) = linphonec_tones(true, true, "media-lin-opus");
     assert_eq!(codec, "opus");
-    assert_tone(&ours, 1000.0, "we");
-    assert_tone(&theirs, 440.0, "linphonec");
+    assert_tones_both_ways(&ours, &theirs);
 }
 
 #[test]
 fn linphonec_calls_orbit_with_pcmu_and_with_opus() {
     let (codec, ours, theirs, _dir) = linphonec_tones(false, false, "media-lin-in-pcmu");
     assert_eq!(codec, "PCMU");
-    assert_tone(&ours, 1000.0, "we");
-    assert_tone(&theirs, 440.0, "linphonec");
+    assert_tones_both_ways(&ours, &theirs);
     let (codec, ours, theirs, _dir) = linphonec_tones(true, false, "media-lin-in-opus");
     assert_eq!(codec, "opus");
-    assert_tone(&ours, 1000.0, "we");
-    assert_tone(&theirs, 440.0, "linphonec");
+    assert_tones_both_ways(&ours, &theirs);
 }
 
 /// RFC 4733 both ways with linphonec: a digit typed alone on its command line is sent as

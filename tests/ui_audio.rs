@@ -3,6 +3,8 @@
 //! must say so, still list what ALSA offers (its `null` device), play the test tone and
 //! run the meter without a panic, and remember a chosen device in settings.toml.
 
+#[path = "common/window.rs"]
+mod window;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -13,24 +15,7 @@ use orbitphone::ui::audio_settings::NO_DEVICE_TEXT;
 use orbitphone::ui::clipboard::MemoryClipboard;
 use orbitphone::ui::settings::Settings;
 use orbitphone::ui::{AppOptions, OrbitApp, Start};
-use std::time::{Duration, Instant};
-
-fn step_until(h: &mut Harness<'_, OrbitApp>, what: &str, pred: impl Fn(&Harness<'_, OrbitApp>) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        h.step();
-        if pred(h) {
-            h.step();
-            return;
-        }
-        assert!(Instant::now() < deadline, "window never showed {what}; model: {:#?}", h.state().model());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn shows(h: &Harness<'_, OrbitApp>, label: &str) -> bool {
-    h.query_all_by_label(label).next().is_some()
-}
+use window::*;
 
 #[test]
 fn audio_settings_without_a_sound_card() {

@@ -2,6 +2,8 @@
 //! built-in registrar, park service and demo lines on 127.0.0.1, the window signed in as
 //! `me`, and "Have Bob call me" ringing it from the demo line. Nothing is mocked.
 
+#[path = "common/window.rs"]
+mod window;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -10,38 +12,7 @@ use orbitphone::net::serve;
 use orbitphone::ui::app::DemoCaller;
 use orbitphone::ui::clipboard::MemoryClipboard;
 use orbitphone::ui::{AppOptions, OrbitApp, Start};
-use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn step_until(h: &mut Harness<'_, OrbitApp>, what: &str, pred: impl Fn(&Harness<'_, OrbitApp>) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        h.step();
-        if pred(h) {
-            h.step();
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("window never showed {what}; model: {:#?}", h.state().model());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn shows(h: &Harness<'_, OrbitApp>, label: &str) -> bool {
-    h.query_all_by_label(label).next().is_some()
-}
-
-fn shows_part(h: &Harness<'_, OrbitApp>, part: &str) -> bool {
-    h.query_all_by_label_contains(part).next().is_some()
-}
-
-fn click(h: &mut Harness<'_, OrbitApp>, label: &str) {
-    h.get_by_label(label).click();
-    h.step();
-    h.step();
-}
+use window::*;
 
 fn window(rt: &tokio::runtime::Runtime, local: &serve::LocalMode, demo: bool) -> Harness<'static, OrbitApp> {
     let me = rt

@@ -2,6 +2,8 @@
 //! real engine behind it talking to a real park service and real peer engines on
 //! 127.0.0.1. Nothing here mocks the engine.
 
+#[path = "common/window.rs"]
+mod window;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
@@ -19,8 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-
-const WAIT: Duration = Duration::from_secs(15);
+use window::*;
 
 /// A UDP+TCP port free on 127.0.0.1 right now (the park service needs it before it
 /// starts: its orbit URIs name it).
@@ -176,36 +177,6 @@ impl World {
     fn orbit_uri(&self, orbit: &str) -> String {
         format!("sip:{orbit}@127.0.0.1:{}", self.park_port)
     }
-}
-
-/// Run frames until `pred` holds (the engine works in real time on its own threads).
-fn step_until(h: &mut Harness<'_, OrbitApp>, what: &str, pred: impl Fn(&Harness<'_, OrbitApp>) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        h.step();
-        if pred(h) {
-            h.step();
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("window never showed {what}; model: {:#?}", h.state().model());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn shows(h: &Harness<'_, OrbitApp>, label: &str) -> bool {
-    h.query_all_by_label(label).next().is_some()
-}
-
-fn shows_part(h: &Harness<'_, OrbitApp>, part: &str) -> bool {
-    h.query_all_by_label_contains(part).next().is_some()
-}
-
-fn click(h: &mut Harness<'_, OrbitApp>, label: &str) {
-    h.get_by_label(label).click();
-    h.step();
-    h.step();
 }
 
 /// Type into the dial field and press Call.

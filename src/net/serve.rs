@@ -142,7 +142,9 @@ pub async fn start_demo_lines(handle: &mut ServeHandle) -> Result<(), String> {
         }
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
-                if let (true, crate::phone::Event::CallIncoming { call, from, .. }) = (calls_back, ev) {
+                // Only a new call to callme rings the caller back; an INVITE that replaces
+                // its call (the park service pulling it onto an orbit) must be kept.
+                if let (true, crate::phone::Event::CallIncoming { call, from, replaces: None, .. }) = (calls_back, ev) {
                     let _ = commands.send(crate::phone::Command::Hangup { call: Some(call) }).await;
                     let commands = commands.clone();
                     tokio::spawn(async move {

@@ -17,6 +17,7 @@ pub mod orbit;
 pub mod park;
 pub mod ports;
 pub mod process;
+pub mod procstat;
 pub mod sipp;
 pub mod wav;
 
