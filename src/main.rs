@@ -271,6 +271,9 @@ fn window(rt: &tokio::runtime::Runtime, args: WindowArgs) -> anyhow::Result<()> 
             if let Some(d) = demo {
                 app.set_demo_caller(d);
             }
+            if let Some(tray) = ui::tray::desktop() {
+                app.set_tray(tray);
+            }
             Ok(Box::new(app))
         }),
     )

@@ -9,6 +9,7 @@ use super::model::{Clock, Model, Registration};
 use super::notify::{self, Notifier};
 use super::secrets::{self, AtStart, SecretStore};
 use super::settings::{self, AccountSettings, Settings, ThemeChoice};
+use super::tray::{self, TrayBackend, TrayItem, TrayView};
 use super::{audio_settings, conversation, incoming, main_window, settings_window, trace_window};
 use crate::net::phone_driver::{self, PhoneConfig, PhoneHandle};
 use crate::net::single_instance::Handover;
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What a click asks for; the views return these and the app carries them out.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,6 +62,21 @@ pub enum Action {
     SaveSettings,
     /// Local mode: the demo line calls you.
     HaveBobCallMe,
+    /// Bring the window forward (tray).
+    ShowWindow,
+    /// Quit like closing the window (tray).
+    Quit,
+}
+
+impl From<TrayItem> for Action {
+    /// A tray click is the same action as the window's button for it.
+    fn from(item: TrayItem) -> Action {
+        match item {
+            TrayItem::ShowWindow => Action::ShowWindow,
+            TrayItem::HaveBobCallMe => Action::HaveBobCallMe,
+            TrayItem::Quit => Action::Quit,
+        }
+    }
 }
 
 /// Local mode's "Have Bob call me": the demo line's command channel and the address it
@@ -141,6 +157,10 @@ enum SideNote {
     Notice(String),
     /// A desktop notification could not be shown; why.
     NotifyFailed(String),
+    /// A tray menu click.
+    TrayClick(TrayItem),
+    /// There is no tray; why.
+    TrayUnavailable(String),
 }
 
 /// The engine as the window sees it.
@@ -187,6 +207,12 @@ pub struct OrbitApp {
     handover_rx: Option<mpsc::UnboundedReceiver<Handover>>,
     /// The local mode's demo caller.
     demo_caller: Option<DemoCaller>,
+    /// The tray to start on the first frame.
+    tray_backend: Option<Box<dyn TrayBackend>>,
+    /// What the running tray shows.
+    tray_views: Option<watch::Sender<TrayView>>,
+    /// Actions that came from outside the window (tray clicks), for the next frame.
+    pending: Vec<Action>,
 }
 
 impl OrbitApp {
@@ -231,6 +257,9 @@ impl OrbitApp {
             handover: None,
             handover_rx: None,
             demo_caller: None,
+            tray_backend: None,
+            tray_views: None,
+            pending: Vec::new(),
         };
         match opts.start {
             Start::Form => {
@@ -328,6 +357,31 @@ impl OrbitApp {
     pub fn set_demo_caller(&mut self, caller: DemoCaller) {
         self.view.demo_caller = true;
         self.demo_caller = Some(caller);
+    }
+
+    /// Show a tray icon here (started on the first frame; see [`tray`]).
+    pub fn set_tray(&mut self, backend: Box<dyn TrayBackend>) {
+        self.tray_backend = Some(backend);
+    }
+
+    /// Start the tray's task: it publishes views and reports clicks through the side
+    /// channel, waking the window; the window never waits on it.
+    fn start_tray(&mut self, ctx: &egui::Context) {
+        let Some(backend) = self.tray_backend.take() else { return };
+        let (tx, rx) = watch::channel(tray::tray_view(&self.model, self.view.demo_caller));
+        let (side, wake) = (self.side_tx.clone(), ctx.clone());
+        let on_click: tray::OnClick = Arc::new(move |item| {
+            let _ = side.send(SideNote::TrayClick(item));
+            wake.request_repaint();
+        });
+        let (side, wake) = (self.side_tx.clone(), ctx.clone());
+        self.rt.spawn(async move {
+            if let Err(why) = backend.run(rx, on_click).await {
+                let _ = side.send(SideNote::TrayUnavailable(why));
+                wake.request_repaint();
+            }
+        });
+        self.tray_views = Some(tx);
     }
 
     /// The running engine's SIP address (UDP), once it runs.
@@ -430,6 +484,12 @@ impl OrbitApp {
                     self.model.notice(notify::unavailable_notice(&why));
                 }
                 SideNote::NotifyFailed(_) => {}
+                SideNote::TrayClick(item) => self.pending.push(item.into()),
+                SideNote::TrayUnavailable(why) => {
+                    if self.tray_views.take().is_some() {
+                        self.model.notice(tray::unavailable_notice(&why));
+                    }
+                }
             }
         }
         if let Engine::Starting(rx) = &mut self.engine {
@@ -602,6 +662,18 @@ impl OrbitApp {
                     }
                     self.send(Command::ChooseAudioDevice { role, device });
                 }
+                Action::ShowWindow => {
+                    if let Some(ctx) = &self.ctx {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Visible(true));
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Minimized(false));
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Focus);
+                    }
+                }
+                Action::Quit => {
+                    if let Some(ctx) = &self.ctx {
+                        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                    }
+                }
                 Action::HaveBobCallMe => {
                     let sent = self.demo_caller.as_ref().map(|d| {
                         d.commands.try_send(Command::Dial { target: d.target.clone() }).map_err(|e| match e {
@@ -659,6 +731,9 @@ impl OrbitApp {
         if self.handover.is_some() {
             self.forward_handover(&ctx);
         }
+        if self.tray_backend.is_some() {
+            self.start_tray(&ctx);
+        }
         let clock = Clock::now();
         self.apply_style(&ctx);
         self.poll(&ctx, &clock);
@@ -668,7 +743,8 @@ impl OrbitApp {
         if self.view.copied.is_some_and(|(_, at)| clock.unix - at > 3.0) {
             self.view.copied = None;
         }
-        let mut actions = self.shortcuts(&ctx);
+        let mut actions = std::mem::take(&mut self.pending);
+        actions.extend(self.shortcuts(&ctx));
         main_window::status_panel(ui, &self.model, &mut actions);
         main_window::notices_panel(ui, &self.model, &mut actions);
         if let Some(form) = &mut self.form {
@@ -694,6 +770,16 @@ impl OrbitApp {
             trace_window::show(&ctx, &mut self.view.trace_open, self.trace.as_ref(), &mut actions);
         }
         self.run(actions, &clock);
+        if let Some(tx) = &self.tray_views {
+            let view = tray::tray_view(&self.model, self.view.demo_caller);
+            tx.send_if_modified(|shown| {
+                let changed = *shown != view;
+                if changed {
+                    *shown = view;
+                }
+                changed
+            });
+        }
         if self.model.history_dirty {
             self.model.history_dirty = false;
             if let Some(dir) = &self.config_dir

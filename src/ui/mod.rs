@@ -16,5 +16,6 @@ pub mod settings;
 pub mod settings_window;
 pub mod text;
 pub mod trace_window;
+pub mod tray;
 
 pub use app::{AppOptions, OrbitApp, Start};
