@@ -46,7 +46,9 @@ impl Xvfb {
         let n = (90..200).find(|n| !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists())?;
         let display = format!(":{n}");
         let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            // -noreset: by default the server resets when its last client leaves, and the next
+            // app (started right after the previous one quits) would find no server.
+            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp", "-noreset"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -259,6 +261,11 @@ fn main() {
     }
     for f in &all {
         print(f, idle);
+    }
+    // The figures are meaningless if a window never came up: fail the run (also in the
+    // smoke round under `cargo test --all-targets`).
+    for f in all.iter().filter(|f| !f.name.starts_with("Linphone")) {
+        assert!(f.first_window_ms.is_some(), "{} never showed a window", f.name);
     }
     if let (Some(bare), Some(orbit)) =
         (all.iter().find(|f| f.name == "bare eframe"), all.iter().find(|f| f.name == "Orbit"))

@@ -70,7 +70,13 @@ fn main() {
     let pin = full && two_cores();
     println!(
         "park+retrieve cycles with sipp; service {} ",
-        if pin { "pinned to CPU 0, sipp to CPU 1" } else { "unpinned (fewer than 2 cores)" }
+        if pin {
+            "pinned to CPU 0, sipp to CPU 1"
+        } else if full {
+            "unpinned (fewer than 2 cores)"
+        } else {
+            "unpinned (smoke run)"
+        }
     );
     if full {
         let rates: Vec<u64> = std::env::var("PARK_LOAD_RATES")
