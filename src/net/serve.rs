@@ -86,18 +86,13 @@ pub fn local_park_config(domain: &str, ip: std::net::IpAddr, accounts: BTreeMap<
     cfg
 }
 
-/// The spoken message of the demo caller line: espeak-ng when installed, else the
-/// built-in music, written to a WAV file in the temp dir.
+/// The spoken message of the demo lines (`assets/demo-bob.wav`), written to a WAV file in
+/// the temp dir for the line's `--audio-in`.
 fn demo_message() -> Option<std::path::PathBuf> {
+    // Spoken by espeak-ng once, when the asset was made (assets/README.md), not at every start.
+    const BOB: &[u8] = include_bytes!("../../assets/demo-bob.wav");
     let path = std::env::temp_dir().join(format!("orbit-demo-bob-{}.wav", std::process::id()));
-    let text = "Hello, this is Bob on the Orbit demo line. Press Park, then pick me up again by dialling the orbit.";
-    let spoken = std::process::Command::new("espeak-ng").args(["-s", "150", "-w"]).arg(&path).arg(text).output();
-    if spoken.is_ok_and(|o| o.status.success()) {
-        return Some(path);
-    }
-    let mut sink = crate::media::wav::WavSink::create(&path, 8000).ok()?;
-    sink.write(&crate::media::music::builtin_music(8000)).ok()?;
-    sink.finish().ok()?;
+    std::fs::write(&path, BOB).ok()?;
     Some(path)
 }
 
