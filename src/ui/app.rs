@@ -199,6 +199,9 @@ pub struct OrbitApp {
     side_rx: mpsc::UnboundedReceiver<SideNote>,
     /// The window's context once drawn, so background helpers can wake it.
     ctx: Option<egui::Context>,
+    /// The window title last set: "Orbit — Registered as me@…", so the taskbar (and a
+    /// script with `xdotool getwindowname`) sees the registration state.
+    title: String,
     /// The running phone's SIP trace.
     trace: Option<crate::net::sip_trace::SipTrace>,
     /// URIs handed over by later launches (`orbitphone sip:…` while we run).
@@ -253,6 +256,7 @@ impl OrbitApp {
             side_tx,
             side_rx,
             ctx: None,
+            title: String::new(),
             trace: None,
             handover: None,
             handover_rx: None,
@@ -730,6 +734,11 @@ impl OrbitApp {
         }
         if self.handover.is_some() {
             self.forward_handover(&ctx);
+        }
+        let title = format!("Orbit — {}", main_window::registration_text(&self.model));
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
         }
         if self.tray_backend.is_some() {
             self.start_tray(&ctx);
