@@ -4,41 +4,14 @@
 
 #[path = "common/window.rs"]
 mod window;
-use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use orbitphone::net::phone_driver::{self, PhoneConfig};
 use orbitphone::net::serve;
-use orbitphone::ui::app::DemoCaller;
-use orbitphone::ui::clipboard::MemoryClipboard;
-use orbitphone::ui::{AppOptions, OrbitApp, Start};
+use orbitphone::ui::OrbitApp;
 use window::*;
 
 fn window(rt: &tokio::runtime::Runtime, local: &serve::LocalMode, demo: bool) -> Harness<'static, OrbitApp> {
-    let me = rt
-        .block_on(phone_driver::start(PhoneConfig {
-            account: local.me.clone(),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ca_file: None,
-            audio: Default::default(),
-        }))
-        .expect("me's engine");
-    let mut app = OrbitApp::new(AppOptions {
-        welcome: None,
-        runtime: rt.handle().clone(),
-        config_dir: None,
-        clipboard: Box::new(MemoryClipboard::default()),
-        start: Start::Running { phone: me, registers: true },
-        dial: None,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        secrets: std::sync::Arc::new(orbitphone::ui::secrets::MemoryStore::default()),
-        notifier: std::sync::Arc::new(orbitphone::ui::notify::MemoryNotifier::default()),
-    });
-    if demo {
-        let commands = local.server.demo_caller.clone().expect("the local mode has a demo caller");
-        app.set_demo_caller(DemoCaller { commands, target: local.me.aor.clone() });
-    }
-    Harness::builder().with_size(egui::vec2(1000.0, 720.0)).build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app)
+    harness(local_mode_app(rt, local, demo))
 }
 
 #[test]

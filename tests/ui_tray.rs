@@ -5,58 +5,19 @@
 //! ToolTip follows the view, and a menu click comes back; without a watcher or without a
 //! bus the tray reports an error quickly instead of panicking.
 
-use eframe::egui;
+#[path = "common/window.rs"]
+mod window;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
-use orbitphone::net::phone_driver::{self, PhoneConfig};
 use orbitphone::net::serve;
-use orbitphone::ui::app::DemoCaller;
-use orbitphone::ui::clipboard::MemoryClipboard;
+use orbitphone::ui::OrbitApp;
 use orbitphone::ui::tray::{MemoryTray, TrayItem};
-use orbitphone::ui::{AppOptions, OrbitApp, Start};
-use std::time::{Duration, Instant};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn step_until(h: &mut Harness<'_, OrbitApp>, what: &str, pred: impl Fn(&Harness<'_, OrbitApp>) -> bool) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        h.step();
-        if pred(h) {
-            h.step();
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("never saw {what}; model: {:#?}", h.state().model());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use window::*;
 
 fn window(rt: &tokio::runtime::Runtime, local: &serve::LocalMode, tray: &MemoryTray) -> Harness<'static, OrbitApp> {
-    let me = rt
-        .block_on(phone_driver::start(PhoneConfig {
-            account: local.me.clone(),
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            ca_file: None,
-            audio: Default::default(),
-        }))
-        .expect("me's engine");
-    let mut app = OrbitApp::new(AppOptions {
-        welcome: None,
-        runtime: rt.handle().clone(),
-        config_dir: None,
-        clipboard: Box::new(MemoryClipboard::default()),
-        start: Start::Running { phone: me, registers: true },
-        dial: None,
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        secrets: std::sync::Arc::new(orbitphone::ui::secrets::MemoryStore::default()),
-        notifier: std::sync::Arc::new(orbitphone::ui::notify::MemoryNotifier::default()),
-    });
-    let commands = local.server.demo_caller.clone().expect("the local mode has a demo caller");
-    app.set_demo_caller(DemoCaller { commands, target: local.me.aor.clone() });
+    let mut app = local_mode_app(rt, local, true);
     app.set_tray(Box::new(tray.clone()));
-    Harness::builder().with_size(egui::vec2(1000.0, 720.0)).build_ui_state(|ui, app: &mut OrbitApp| app.show(ui), app)
+    harness(app)
 }
 
 #[test]
